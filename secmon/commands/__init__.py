@@ -1,0 +1,1 @@
+"""CLI sub-commands; each module's ``register`` adds one parser (see ``secmon/cli.py``)."""

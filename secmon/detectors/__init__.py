@@ -1,0 +1,1 @@
+"""Detectors: pure, keyed-state logic over contract events (see ``base.py``)."""

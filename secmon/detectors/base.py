@@ -1,0 +1,294 @@
+"""What a detector is: the whole contract a detector author needs (plus one example detector).
+
+A detector is a small object built from a frozen, validated config.  The engine hands it
+events of the types it declares, in event-time order per account, through one method:
+
+    on_event(event, ctx)      # look at one event, update keyed state, maybe ctx.emit(...)
+
+and optionally
+
+    on_timer(key, tag, ctx)   # a timer set with ctx.schedule(...) came due (watermark passed it)
+    on_batch_end(ctx)         # once per poll batch: for micro-batched work (model scoring)
+    on_finding(finding, ctx)  # a finding of another detector of the same task (``finding_kinds``)
+
+It never touches Kafka, files, the database, HTTP or metrics, and never reads the wall clock:
+time is the event's ``ts`` or ``ctx.now_ms`` (the task's stream time).  That keeps detectors
+deterministic (a replay gives byte-identical findings) and testable with plain lists.
+
+State lives in :class:`KeyedState` (``self.state``): a dict of small msgspec structs keyed by
+account (or IP/ASN for source detectors), each stamped with its last use so idle keys expire
+after ``ttl_ms``.  The engine snapshots touched keys at checkpoints and restores them after a
+restart or rebalance; a detector keeps nothing that matters outside ``self.state``.
+
+Two scopes.  ``Scope.ACCOUNT`` detectors run in the task of an input partition and see every
+event of the accounts in it.  ``Scope.SOURCE`` detectors aggregate by IP, subnet, ASN or
+platform-wide key across all partitions: the account tasks forward compact
+:class:`SourceRecord` s (keys from the detector's ``source_keys``) through an internal topic
+keyed by that key, so one worker sees everything about one source (the Kafka Streams
+repartition pattern).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator
+from enum import StrEnum
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+import msgspec
+
+from secmon.contract import Event, Finding, Severity, Subject, iso_ms
+
+
+class DetectorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of every detector's config: frozen, typed, unknown options rejected at start-up."""
+
+    enabled: bool = True
+    #: Idle keys are dropped after this long without an event (event time).
+    state_ttl_ms: int = 48 * 3600 * 1000
+
+
+class KeyState(msgspec.Struct, kw_only=True, gc=False):
+    """Base of per-key state.  ``t`` is the event time of the key's last update (for expiry)."""
+
+    t: int = 0
+
+
+class Scope(StrEnum):
+    ACCOUNT = "account"
+    SOURCE = "source"
+
+
+class SourceRecord(msgspec.Struct, array_like=True, gc=False, omit_defaults=True):
+    """An event (or derived fact) forwarded to the source tasks, keyed by ``key``.
+
+    ``key`` is ``"<dimension>:<value>"``, e.g. ``ip:203.0.113.7``, ``net:203.0.113.0/24``,
+    ``asn:64500``, ``wdfail:bank_rejected``.  ``seq`` orders the records of one origin
+    (input topic-partition) so that a record re-forwarded after a crash is recognised.
+    """
+
+    key: str
+    event_type: str
+    event_id: str
+    account_id: str
+    ts: int
+    ip: str | None = None
+    asn: int | None = None
+    country: str | None = None
+    device_id: str | None = None
+    reason: str | None = None
+    network: str | None = None
+    amount_usd: float | None = None
+    origin: str = ""
+    seq: int = 0
+
+
+S = TypeVar("S", bound=KeyState)
+C = TypeVar("C", bound=DetectorConfig)
+
+
+class KeyedState(Generic[S]):
+    """Bounded, serialisable per-key state of one detector in one task.
+
+    ``get`` reads; ``put`` stores and marks the key dirty (for the next checkpoint) and
+    stamps its last use; ``expire`` drops keys idle for longer than the TTL.  Detectors that
+    mutate a state struct in place must call ``put`` (or ``touch``) so the change is saved.
+    """
+
+    __slots__ = ("_data", "_dirty", "_removed", "ttl_ms", "state_type")
+
+    def __init__(self, state_type: type[S], ttl_ms: int) -> None:
+        self.state_type = state_type
+        self.ttl_ms = ttl_ms
+        self._data: dict[str, S] = {}
+        self._dirty: set[str] = set()
+        self._removed: set[str] = set()
+
+    def get(self, key: str) -> S | None:
+        return self._data.get(key)
+
+    def put(self, key: str, value: S, now_ms: int) -> None:
+        value.t = now_ms
+        self._data[key] = value
+        self._dirty.add(key)
+
+    touch = put
+
+    def delete(self, key: str) -> None:
+        if self._data.pop(key, None) is not None:
+            self._dirty.discard(key)
+            self._removed.add(key)
+
+    def expire(self, watermark_ms: int) -> int:
+        """Drop keys idle since before ``watermark_ms - ttl_ms``; returns how many."""
+        horizon = watermark_ms - self.ttl_ms
+        stale = [k for k, v in self._data.items() if v.t < horizon]
+        for key in stale:
+            self.delete(key)
+        return len(stale)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._data
+
+    def items(self) -> Iterator[tuple[str, S]]:
+        return iter(self._data.items())
+
+    # -- checkpointing (engine only) -------------------------------------------------
+    def drain_changes(self) -> tuple[dict[str, S], set[str]]:
+        """Keys changed and keys removed since the last call."""
+        changed = {k: self._data[k] for k in self._dirty if k in self._data}
+        removed = self._removed
+        self._dirty = set()
+        self._removed = set()
+        return changed, removed
+
+    def load(self, key: str, value: S) -> None:
+        self._data[key] = value
+
+
+class Context(Protocol):
+    """What the engine offers a detector while it handles an event, timer or batch end."""
+
+    @property
+    def now_ms(self) -> int:
+        """Stream time of the task: the largest event time seen (or the firing timer's time)."""
+
+    @property
+    def watermark_ms(self) -> int:
+        """Stream time minus the allowed lateness: timers up to here have fired."""
+
+    def emit(
+        self,
+        *,
+        kind: str,
+        severity: Severity,
+        dedup_key: str,
+        account_id: str | None,
+        first_seen_ms: int,
+        last_seen_ms: int,
+        evidence: Iterable[str],
+        summary: str,
+        explanation: dict[str, Any],
+        subject: Subject | None = None,
+        detected_at_ms: int | None = None,
+        status: str = "open",
+        revision: int = 0,
+    ) -> Finding:
+        """Publish a finding.  ``finding_id`` is derived from ``kind`` and ``dedup_key``:
+        the same evidence gives the same id on every run."""
+
+    def schedule(self, key: str, due_ms: int, tag: str = "") -> None:
+        """Call ``on_timer(key, tag)`` once the watermark reaches ``due_ms`` (replaces an
+        earlier timer with the same key and tag)."""
+
+    def cancel(self, key: str, tag: str = "") -> None:
+        """Forget a timer set with ``schedule``."""
+
+    def forward(self, record: SourceRecord) -> None:
+        """Send a record to the source tasks (account detectors only)."""
+
+
+class Detector(ABC, Generic[C, S]):
+    """Base of every detector.  Subclasses set the class attributes and ``on_event``."""
+
+    #: Registry id; also the ``detector`` field of its findings and the YAML config key.
+    name: ClassVar[str]
+    #: Finding kinds this detector may emit (from the contract's vocabulary).
+    kinds: ClassVar[tuple[str, ...]]
+    #: Event types (contract ``event_type``) this detector wants to see.
+    event_types: ClassVar[frozenset[str]] = frozenset()
+    #: Kinds of other detectors' findings (same task) passed to ``on_finding``.
+    finding_kinds: ClassVar[frozenset[str]] = frozenset()
+    scope: ClassVar[Scope] = Scope.ACCOUNT
+    Config: ClassVar[type[DetectorConfig]] = DetectorConfig
+    State: ClassVar[type[KeyState]] = KeyState
+
+    def __init__(self, config: C) -> None:
+        self.config = config
+        self.state: KeyedState[S] = KeyedState(self.State, config.state_ttl_ms)  # type: ignore[arg-type]
+
+    @abstractmethod
+    def on_event(self, event: Any, ctx: Context) -> None:
+        """Handle one event (``Event`` for account detectors, ``SourceRecord`` for source ones)."""
+
+    def on_timer(self, key: str, tag: str, ctx: Context) -> None:  # noqa: B027 - optional hook
+        """A timer set with ``ctx.schedule`` came due."""
+
+    def on_batch_end(self, ctx: Context) -> None:  # noqa: B027 - optional hook
+        """End of a poll batch (micro-batched scoring goes here)."""
+
+    def on_finding(self, finding: Finding, ctx: Context) -> None:  # noqa: B027 - optional hook
+        """A finding of a kind in ``finding_kinds`` was emitted by another detector."""
+
+    # -- source detectors ----------------------------------------------------------------
+    @classmethod
+    def source_keys(cls, event: Event, config: DetectorConfig) -> Iterable[str]:
+        """Keys under which an account task forwards ``event`` (source detectors only).
+
+        Return an empty iterable to not forward it.  Records forwarded explicitly by an
+        account detector (``ctx.forward``) need no entry here."""
+        return ()
+
+    @classmethod
+    def forwarded_types(cls, config: DetectorConfig) -> Iterable[str]:
+        """Event types the account tasks pass to ``source_keys`` (source detectors only).
+
+        Defaults to ``event_types``; a source detector fed only by ``ctx.forward`` returns
+        ``()``."""
+        return cls.event_types
+
+    def extra_state(self) -> bytes | None:
+        """Detector-wide (not per-key) state to checkpoint, e.g. a learned allowlist."""
+        return None
+
+    def restore_extra_state(self, blob: bytes) -> None:  # noqa: B027 - optional hook
+        """Restore what ``extra_state`` returned."""
+
+
+def finding_id(kind: str, dedup_key: str) -> str:
+    """Deterministic id: the same kind and evidence key give the same id on every run."""
+    return hashlib.blake2b(f"{kind}|{dedup_key}".encode(), digest_size=12).hexdigest()
+
+
+def make_finding(
+    *,
+    detector: str,
+    kind: str,
+    severity: Severity,
+    dedup_key: str,
+    account_id: str | None,
+    first_seen_ms: int,
+    last_seen_ms: int,
+    detected_at_ms: int,
+    evidence: Iterable[str],
+    summary: str,
+    explanation: dict[str, Any],
+    subject: Subject | None = None,
+    status: str = "open",
+    revision: int = 0,
+    max_evidence: int = 20,
+) -> Finding:
+    ev = tuple(evidence)[:max_evidence]
+    return Finding(
+        finding_id=finding_id(kind, dedup_key),
+        kind=kind,
+        severity=severity,
+        account_id=account_id,
+        subject=subject or Subject(),
+        first_seen=iso_ms(first_seen_ms),
+        last_seen=iso_ms(last_seen_ms),
+        detected_at=iso_ms(detected_at_ms),
+        evidence=ev,
+        summary=summary,
+        explanation=explanation,
+        detector=detector,
+        status=status,  # type: ignore[arg-type]
+        revision=revision,
+    )
+
+
+DetectorFactory = Callable[[DetectorConfig], Detector[Any, Any]]

@@ -1,0 +1,344 @@
+"""A task: the detectors of one partition, their state, stream time and timers.
+
+Kafka Streams' unit of work.  An *account task* owns input partition ``p`` of all three
+co-partitioned input topics and runs the account-scope detectors; a *source task* owns
+partition ``p`` of the internal repartition topic and runs the source-scope detectors (IP,
+subnet, ASN, platform-wide keys).  The same class serves both, and the same code runs in
+``secmon replay`` (one task of each, wired in-process) and in the Kafka worker.
+
+The task is the detectors' :class:`~secmon.detectors.base.Context`.  It isolates detector
+failures (one bad detector is counted and skipped; the others go on), drives timers from the
+watermark, expires idle keys, and produces incremental checkpoints: the keys touched since
+the last one plus a small metadata record (offsets, stream time, timers).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from secmon.contract import Event, Finding, Severity, Subject
+from secmon.detectors.base import Detector, DetectorConfig, Scope, SourceRecord, make_finding
+from secmon.engine.timers import TimerService
+
+log = logging.getLogger(__name__)
+
+SourceSpec = tuple[Callable[[Event, DetectorConfig], Iterable[str]], DetectorConfig]
+
+
+class TaskMeta(msgspec.Struct, kw_only=True):
+    """The non-keyed part of a task checkpoint."""
+
+    stream_ms: int = 0
+    offsets: dict[str, int] = {}
+    timers: list[tuple[int, str, str, str]] = []
+    origin_hw: dict[str, int] = {}
+    extra: dict[str, bytes] = {}
+
+
+@dataclass
+class TaskChanges:
+    """What changed since the last checkpoint: metadata plus touched and removed keys."""
+
+    task_id: str
+    meta: TaskMeta
+    changed: dict[str, dict[str, bytes]] = field(default_factory=dict)
+    removed: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass
+class TaskHooks:
+    """Callbacks into the runtime (metrics, logging); the engine itself stays I/O free."""
+
+    detector_error: Callable[[str, BaseException], None] = lambda name, exc: None
+    late_event: Callable[[], None] = lambda: None
+    duplicate_record: Callable[[], None] = lambda: None
+    keys_expired: Callable[[str, int], None] = lambda name, n: None
+
+
+class Task:
+    """Runs a set of detectors over the events of one partition."""
+
+    def __init__(
+        self,
+        task_id: str,
+        detectors: Sequence[Detector[Any, Any]],
+        *,
+        emit: Callable[[Finding], None],
+        forward: Callable[[SourceRecord], None] | None = None,
+        source_specs: dict[str, list[SourceSpec]] | None = None,
+        allowed_lateness_ms: int = 5_000,
+        expire_every_ms: int = 60_000,
+        hooks: TaskHooks | None = None,
+    ) -> None:
+        self.task_id = task_id
+        self.detectors = list(detectors)
+        self.by_name = {d.name: d for d in self.detectors}
+        self._emit_out = emit
+        self._forward_out = forward
+        self._source_specs = source_specs or {}
+        self.allowed_lateness_ms = allowed_lateness_ms
+        self.expire_every_ms = expire_every_ms
+        self.hooks = hooks or TaskHooks()
+
+        self.route: dict[str, list[Detector[Any, Any]]] = {}
+        self.finding_route: dict[str, list[Detector[Any, Any]]] = {}
+        for det in self.detectors:
+            for et in det.event_types:
+                self.route.setdefault(et, []).append(det)
+            for kind in det.finding_kinds:
+                self.finding_route.setdefault(kind, []).append(det)
+        self._batch_end = [d for d in self.detectors if type(d).on_batch_end is not Detector.on_batch_end]
+        self._encoders = {d.name: msgspec.msgpack.Encoder() for d in self.detectors}
+        self._decoders = {d.name: msgspec.msgpack.Decoder(d.State) for d in self.detectors}
+
+        self.timers = TimerService()
+        self.stream_ms = 0
+        self.offsets: dict[str, int] = {}
+        self.origin_hw: dict[str, int] = {}
+        self._now = 0
+        self._current = ""
+        self._origin = ""
+        self._offset = 0
+        self._last_expire = 0
+        self.events_processed = 0
+
+    # -- Context -------------------------------------------------------------------------
+    @property
+    def now_ms(self) -> int:
+        return self._now
+
+    @property
+    def watermark_ms(self) -> int:
+        return self.stream_ms - self.allowed_lateness_ms
+
+    def emit(
+        self,
+        *,
+        kind: str,
+        severity: Severity,
+        dedup_key: str,
+        account_id: str | None,
+        first_seen_ms: int,
+        last_seen_ms: int,
+        evidence: Iterable[str],
+        summary: str,
+        explanation: dict[str, Any],
+        subject: Subject | None = None,
+        detected_at_ms: int | None = None,
+        status: str = "open",
+        revision: int = 0,
+    ) -> Finding:
+        finding = make_finding(
+            detector=self._current,
+            kind=kind,
+            severity=severity,
+            dedup_key=dedup_key,
+            account_id=account_id,
+            first_seen_ms=first_seen_ms,
+            last_seen_ms=last_seen_ms,
+            detected_at_ms=self._now if detected_at_ms is None else detected_at_ms,
+            evidence=evidence,
+            summary=summary,
+            explanation=explanation,
+            subject=subject,
+            status=status,
+            revision=revision,
+        )
+        self._emit_out(finding)
+        listeners = self.finding_route.get(kind)
+        if listeners:
+            emitter = self._current
+            for det in listeners:
+                if det.name != emitter:
+                    self._call(det, det.on_finding, finding)
+            self._current = emitter
+        return finding
+
+    def schedule(self, key: str, due_ms: int, tag: str = "") -> None:
+        self.timers.schedule(self._current, key, tag, due_ms)
+
+    def cancel(self, key: str, tag: str = "") -> None:
+        self.timers.cancel(self._current, key, tag)
+
+    def forward(self, record: SourceRecord) -> None:
+        if self._forward_out is None:
+            raise RuntimeError(f"task {self.task_id} cannot forward: no source tasks are wired")
+        self._forward_out(record)
+
+    # -- processing ----------------------------------------------------------------------
+    def process(self, event: Event, origin: str = "", offset: int = -1) -> None:
+        """Handle one contract event (account tasks)."""
+        ts = event.ts
+        if ts > self.stream_ms:
+            self.stream_ms = ts
+        elif ts < self.stream_ms - self.allowed_lateness_ms:
+            self.hooks.late_event()
+        if origin:
+            self.offsets[origin] = offset + 1
+            self._origin, self._offset = origin, offset
+        self.events_processed += 1
+        etype = type(event).__struct_config__.tag
+        specs = self._source_specs.get(etype)  # type: ignore[arg-type]
+        if specs and self._forward_out is not None:
+            self._forward_source(event, etype, specs)  # type: ignore[arg-type]
+        targets = self.route.get(etype)  # type: ignore[arg-type]
+        if targets:
+            for det in targets:
+                self._now = ts
+                self._call(det, det.on_event, event)
+        self._fire_timers()
+
+    def process_record(self, record: SourceRecord, origin: str = "", offset: int = -1) -> None:
+        """Handle one forwarded record (source tasks); re-forwarded duplicates are dropped."""
+        if record.origin:
+            if record.seq <= self.origin_hw.get(record.origin, -1):
+                self.hooks.duplicate_record()
+                if origin:
+                    self.offsets[origin] = offset + 1
+                return
+            self.origin_hw[record.origin] = record.seq
+        ts = record.ts
+        if ts > self.stream_ms:
+            self.stream_ms = ts
+        if origin:
+            self.offsets[origin] = offset + 1
+        self.events_processed += 1
+        targets = self.route.get(record.event_type)
+        if targets:
+            for det in targets:
+                self._now = ts
+                self._call(det, det.on_event, record)
+        self._fire_timers()
+
+    def end_batch(self) -> None:
+        """Run batch-end hooks (micro-batched scoring) and fire due timers."""
+        for det in self._batch_end:
+            self._now = self.stream_ms
+            self._call(det, det.on_batch_end, self)
+        self._fire_timers()
+
+    def advance_to(self, stream_ms: int) -> None:
+        """Move stream time forward without an event (idle partition, end of a replay)."""
+        if stream_ms > self.stream_ms:
+            self.stream_ms = stream_ms
+            self._fire_timers()
+
+    def flush(self) -> None:
+        """End of input (replay): fire every timer the data reached, ignoring lateness."""
+        self.end_batch()
+        saved, self.allowed_lateness_ms = self.allowed_lateness_ms, 0
+        self._fire_timers()
+        self.allowed_lateness_ms = saved
+
+    def _forward_source(self, event: Event, etype: str, specs: list[SourceSpec]) -> None:
+        keys: list[str] = []
+        for source_keys, config in specs:
+            for key in source_keys(event, config):
+                if key not in keys:
+                    keys.append(key)
+        if not keys:
+            return
+        geo = event.geo
+        payload = event.payload
+        base_seq = self._offset * 16
+        for i, key in enumerate(keys):
+            self._forward_out(  # type: ignore[misc]
+                SourceRecord(
+                    key=key,
+                    event_type=etype,
+                    event_id=event.event_id,
+                    account_id=event.account_id,
+                    ts=event.ts,
+                    ip=event.ip,
+                    asn=event.asn,
+                    country=geo.country if geo is not None else None,
+                    device_id=event.device_id,
+                    reason=getattr(payload, "reason", None),
+                    origin=self._origin,
+                    seq=base_seq + i,
+                )
+            )
+
+    def _fire_timers(self) -> None:
+        wm = self.stream_ms - self.allowed_lateness_ms
+        timers = self.timers
+        if timers._heap and timers._heap[0][0] <= wm:
+            while (due := timers.pop_due(wm)) is not None:
+                due_ms, det_name, key, tag = due
+                det = self.by_name.get(det_name)
+                if det is None:
+                    continue
+                self._now = due_ms
+                self._call(det, det.on_timer, key, tag)
+        if wm - self._last_expire >= self.expire_every_ms:
+            self._last_expire = wm
+            for det in self.detectors:
+                n = det.state.expire(wm)
+                if n:
+                    self.hooks.keys_expired(det.name, n)
+
+    def _call(self, det: Detector[Any, Any], method: Callable[..., None], *args: Any) -> None:
+        self._current = det.name
+        try:
+            method(*args, self)
+        except Exception as exc:  # bulkhead: one failing detector never stops the others
+            self.hooks.detector_error(det.name, exc)
+            log.exception("detector %s failed in task %s", det.name, self.task_id)
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def changes(self) -> TaskChanges:
+        """Drain what changed since the last call, ready to be written with the offsets."""
+        out = TaskChanges(task_id=self.task_id, meta=self.meta())
+        for det in self.detectors:
+            changed, removed = det.state.drain_changes()
+            if changed:
+                enc = self._encoders[det.name].encode
+                out.changed[det.name] = {k: enc(v) for k, v in changed.items()}
+            if removed:
+                out.removed[det.name] = sorted(removed)
+        return out
+
+    def meta(self) -> TaskMeta:
+        extra = {}
+        for det in self.detectors:
+            blob = det.extra_state()
+            if blob is not None:
+                extra[det.name] = blob
+        return TaskMeta(
+            stream_ms=self.stream_ms,
+            offsets=dict(self.offsets),
+            timers=self.timers.snapshot(),
+            origin_hw=dict(self.origin_hw),
+            extra=extra,
+        )
+
+    def restore(self, meta: TaskMeta, rows: Iterable[tuple[str, str, bytes]]) -> int:
+        """Load a checkpoint; returns the number of keys restored."""
+        self.stream_ms = meta.stream_ms
+        self._last_expire = meta.stream_ms - self.allowed_lateness_ms
+        self.offsets = dict(meta.offsets)
+        self.origin_hw = dict(meta.origin_hw)
+        self.timers.restore([t for t in meta.timers if t[1] in self.by_name])
+        for name, blob in meta.extra.items():
+            if name in self.by_name:
+                self.by_name[name].restore_extra_state(blob)
+        n = 0
+        for det_name, key, blob in rows:
+            det = self.by_name.get(det_name)
+            if det is None:
+                continue
+            det.state.load(key, self._decoders[det_name].decode(blob))
+            n += 1
+        return n
+
+    def state_keys(self) -> int:
+        return sum(len(d.state) for d in self.detectors)
+
+    @property
+    def scope(self) -> Scope:
+        return self.detectors[0].scope if self.detectors else Scope.ACCOUNT
