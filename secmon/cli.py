@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 #: Each module defines ``register(subparsers)``, which adds its parser and sets ``func``.
 COMMAND_MODULES = (
+    "secmon.commands.run",
+    "secmon.commands.broker",
     "secmon.commands.replay",
     "secmon.commands.check_config",
 )

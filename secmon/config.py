@@ -123,6 +123,19 @@ class EngineConfig(_Base):
     max_task_idle_ms: int = 200
 
 
+class DeliveryConfig(_Base):
+    """The outbox dispatcher: retries, leases and the backpressure bound."""
+
+    batch_size: int = 500
+    max_attempts: int = 15
+    base_backoff_ms: int = 500
+    max_backoff_ms: int = 300_000
+    #: A row in flight longer than this is presumed orphaned by a crashed dispatcher.
+    lease_ms: int = 60_000
+    #: Consumption pauses while more messages than this wait for delivery.
+    max_pending: int = 100_000
+
+
 class ServerConfig(_Base):
     host: str = "127.0.0.1"
     port: int = 9464
@@ -138,6 +151,7 @@ class Config(_Base):
     kafka: KafkaConfig = KafkaConfig()
     store: StoreConfig = StoreConfig()
     engine: EngineConfig = EngineConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
     server: ServerConfig = ServerConfig()
     logging: LoggingConfig = LoggingConfig()
     detectors: dict[str, dict[str, Any]] = {}

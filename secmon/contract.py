@@ -402,7 +402,7 @@ class EventDecoder:
         except msgspec.DecodeError as exc:
             raise BadRecord("not_json", str(exc)) from None
         if event.ip is not None and not _valid_ip(event.ip):
-            raise BadRecord("bad_ip", f"not an IP address - at `$.ip`", event.event_id)
+            raise BadRecord("bad_ip", "not an IP address - at `$.ip`", event.event_id)
         event.ts = int(event.occurred_at.timestamp() * 1000)
         return event
 

@@ -5,11 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from secmon.config import load_config
-from secmon.detectors.registry import resolve
-from secmon.engine.pipeline import Pipeline
-from secmon.runtime.replay import replay, write_findings
-
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("replay", help="run event files (JSON Lines) through the detectors")
@@ -22,6 +17,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    from secmon.config import load_config
+    from secmon.detectors.registry import resolve
+    from secmon.engine.pipeline import Pipeline
+    from secmon.runtime.replay import replay, write_findings
+
     config = load_config(args.config)
     pipeline = Pipeline(resolve(config.detectors), allowed_lateness_ms=config.engine.allowed_lateness_ms)
     dlq = open(args.dlq, "wb") if args.dlq else None  # noqa: SIM115 - closed below

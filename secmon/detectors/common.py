@@ -6,9 +6,13 @@ import ipaddress
 import math
 from bisect import bisect_left
 from functools import lru_cache
-from typing import Final
+from typing import Final, Literal
 
 SEVERITY_RANK: Final = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+#: Severity names by rank (the inverse of ``SEVERITY_RANK``).
+SEVERITY_NAMES: Final[tuple[Literal["info", "low", "medium", "high", "critical"], ...]] = (
+    "info", "low", "medium", "high", "critical",
+)
 MINUTE_MS: Final = 60_000
 HOUR_MS: Final = 3_600_000
 DAY_MS: Final = 86_400_000
@@ -67,3 +71,25 @@ def mask_ip(ip: str | None) -> str | None:
 def pct(x: float) -> str:
     """A probability as a short human percentage ("0.37%")."""
     return f"{x * 100:.2g}%" if x < 0.01 else f"{x * 100:.1f}%"
+
+
+def tier_rank(value: float, tiers: tuple[float, ...] | list[float], base: int = 1) -> int:
+    """``base`` plus one for each threshold in ``tiers`` that ``value`` reaches (capped at 4).
+
+    Detectors map a count or an amount to a severity rank with it: e.g. failures with tiers
+    (10, 50, 500) give low below 10, then medium, high, critical.
+    """
+    rank = base
+    for tier in tiers:
+        if value >= tier:
+            rank += 1
+    return rank if rank < 4 else 4
+
+
+def update_due(
+    prev_rank: int, new_rank: int, last_emit_ms: int, now_ms: int, cooldown_ms: int, grew: bool
+) -> bool:
+    """Whether an open finding deserves a new revision: its severity rose, or (after a
+    cooldown) its evidence grew substantially.  Keeps a 2,000-event attack at a handful of
+    revisions of one finding."""
+    return new_rank > prev_rank or (grew and now_ms - last_emit_ms >= cooldown_ms)

@@ -104,6 +104,7 @@ class Task:
         self._current = ""
         self._origin = ""
         self._offset = 0
+        self._fwd_n = 0  # records forwarded for the current input record (seq = offset * 16 + n)
         self._last_expire = 0
         self.events_processed = 0
 
@@ -165,10 +166,25 @@ class Task:
     def cancel(self, key: str, tag: str = "") -> None:
         self.timers.cancel(self._current, key, tag)
 
+    @property
+    def can_forward(self) -> bool:
+        """Whether forwarded records reach source tasks (some source detector is enabled)."""
+        return self._forward_out is not None
+
     def forward(self, record: SourceRecord) -> None:
+        """Send ``record`` to the source tasks.  A record without ``origin`` gets the current
+        input's origin and next sequence number, like the records the task forwards itself,
+        so the source task recognises a re-forward after a crash."""
         if self._forward_out is None:
             raise RuntimeError(f"task {self.task_id} cannot forward: no source tasks are wired")
+        if not record.origin and self._origin:
+            record = msgspec.structs.replace(record, origin=self._origin, seq=self._next_seq())
         self._forward_out(record)
+
+    def _next_seq(self) -> int:
+        seq = self._offset * 16 + self._fwd_n
+        self._fwd_n += 1
+        return seq
 
     # -- processing ----------------------------------------------------------------------
     def process(self, event: Event, origin: str = "", offset: int = -1) -> None:
@@ -181,6 +197,7 @@ class Task:
         if origin:
             self.offsets[origin] = offset + 1
             self._origin, self._offset = origin, offset
+            self._fwd_n = 0
         self.events_processed += 1
         etype = type(event).__struct_config__.tag
         specs = self._source_specs.get(etype)  # type: ignore[arg-type]
@@ -219,7 +236,7 @@ class Task:
         """Run batch-end hooks (micro-batched scoring) and fire due timers."""
         for det in self._batch_end:
             self._now = self.stream_ms
-            self._call(det, det.on_batch_end, self)
+            self._call(det, det.on_batch_end)
         self._fire_timers()
 
     def advance_to(self, stream_ms: int) -> None:
@@ -245,8 +262,7 @@ class Task:
             return
         geo = event.geo
         payload = event.payload
-        base_seq = self._offset * 16
-        for i, key in enumerate(keys):
+        for key in keys:
             self._forward_out(  # type: ignore[misc]
                 SourceRecord(
                     key=key,
@@ -260,7 +276,7 @@ class Task:
                     device_id=event.device_id,
                     reason=getattr(payload, "reason", None),
                     origin=self._origin,
-                    seq=base_seq + i,
+                    seq=self._next_seq(),
                 )
             )
 

@@ -1,0 +1,1 @@
+"""The action layer: what secmon does with findings (feed, cases, user notifications)."""

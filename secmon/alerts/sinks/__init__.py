@@ -1,0 +1,1 @@
+"""Delivery sinks, one per outbox channel (see ``base.py``)."""

