@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from secmon.alerts import wiring
 from secmon.alerts.dispatcher import Dispatcher
+from secmon.alerts.jobs import JobRunner
 from secmon.alerts.sinks.kafka_topic import KafkaTopicSink
 from secmon.config import Config
 from secmon.detectors.registry import resolve
@@ -36,13 +37,18 @@ class Service:
     worker: Worker
     dispatcher: Dispatcher
     server: OpsServer | None
+    jobs: JobRunner | None = None
 
     def run(self) -> None:
         """Consume until :meth:`stop`; then checkpoint, flush and close everything."""
         self.dispatcher.start()
+        if self.jobs is not None:
+            self.jobs.start()
         try:
             self.worker.run()
         finally:
+            if self.jobs is not None:
+                self.jobs.stop()
             self.dispatcher.run_once()
             self.dispatcher.stop()
             self.worker.producer.close(timeout=10)
@@ -105,6 +111,10 @@ def build_service(config: Config, *, serve: bool = True, metrics: Metrics | None
         on_committed=lambda new: dispatcher.wake(),
     )
     worker.outbox_depth = lambda: dispatcher.pending_total
+    worker.on_snapshots = wiring.build_snapshot_hook(config, db)
+    jobs = JobRunner(
+        wiring.build_jobs(config, db, metrics), interval_ms=wiring.jobs_interval_ms(config), on_work=dispatcher.wake
+    )
     server = None
     if serve:
         alive_after = time.monotonic()
@@ -116,7 +126,7 @@ def build_service(config: Config, *, serve: bool = True, metrics: Metrics | None
             config.server.host, config.server.port, metrics.registry, alive=alive, ready=worker.ready.is_set
         ).start()
         log.info("metrics and health on http://%s:%d/metrics", config.server.host, server.port)
-    return Service(config, metrics, worker, dispatcher, server)
+    return Service(config, metrics, worker, dispatcher, server, jobs)
 
 
 def worker_thread_alive(worker: Worker, started: float) -> bool:

@@ -11,8 +11,14 @@ from collections.abc import Sequence
 COMMAND_MODULES = (
     "secmon.commands.run",
     "secmon.commands.broker",
+    "secmon.commands.demo",
     "secmon.commands.replay",
     "secmon.commands.check_config",
+    "secmon.commands.audit_mfa",
+    "secmon.commands.train",
+    "secmon.commands.simulate",
+    "secmon.commands.eval",
+    "secmon.commands.report",
 )
 
 

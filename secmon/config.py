@@ -119,8 +119,14 @@ class EngineConfig(_Base):
     max_event_bytes: int = 64 * 1024
     #: Replay: events per micro-batch (batch-end hooks, e.g. model scoring).
     replay_batch_size: int = 4_096
-    #: Live: how long a task waits for a lagging input topic before ordering without it.
-    max_task_idle_ms: int = 200
+    #: Live: how long a task waits for an input whose lag is not known yet (no fetch
+    #: response since assignment) before ordering without it.
+    max_task_idle_ms: int = 2_000
+    #: Live: an input that drained while its last event is more than ``merge_skew_ms``
+    #: (event time) behind the others holds them for ``merge_quiet_ms`` (wall clock) — a
+    #: backfill's producer may still be flushing older events to it.
+    merge_skew_ms: int = 5_000
+    merge_quiet_ms: int = 500
 
 
 class DeliveryConfig(_Base):

@@ -80,3 +80,23 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        # -- action layer (cases, user messages, security feed) --------------------------
+        self.cases_opened = Counter(
+            "secmon_cases_opened", "Support cases opened or reopened", ["category"], registry=r
+        )
+        self.cases_resolved = Counter(
+            "secmon_cases_resolved", "Support cases resolved (by: detector or agent)", ["category", "by"], registry=r
+        )
+        self.sla_breaches = Counter(
+            "secmon_case_sla_breaches", "Support cases found past their SLA due time", ["category", "priority"],
+            registry=r,
+        )
+        self.notifications = Counter(
+            "secmon_notifications",
+            "User messages by channel and outcome (queued, held for a digest, sent, retry, failed)",
+            ["channel", "outcome"],
+            registry=r,
+        )
+        self.not_me_reports = Counter(
+            "secmon_not_me_reports", "'This wasn't me' links followed, by outcome", ["outcome"], registry=r
+        )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
 import math
+import socket
+import zlib
 from bisect import bisect_left
 from functools import lru_cache
 from typing import Final, Literal
@@ -48,13 +49,58 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 @lru_cache(maxsize=65536)
 def subnet_of(ip: str) -> str | None:
-    """The /24 (IPv4) or /64 (IPv6) network of an address, as text; None if not an IP."""
+    """The /24 (IPv4) or /64 (IPv6) network of an address, as text; None if not an IP.
+
+    Same text as ``ipaddress`` gives (RFC 5952 compression), but with the strict C parser
+    ``inet_pton``: mobile carriers hand out a new address per session, so this runs for a
+    good share of logins."""
     try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
+        if ":" not in ip:
+            socket.inet_pton(socket.AF_INET, ip)
+            return ip.rpartition(".")[0] + ".0/24"
+        packed = socket.inet_pton(socket.AF_INET6, ip.split("%", 1)[0])
+    except (OSError, ValueError):
         return None
-    prefix = 24 if addr.version == 4 else 64
-    return str(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
+    groups = [(packed[i] << 8) | packed[i + 1] for i in range(0, 8, 2)]
+    while groups and groups[-1] == 0:
+        groups.pop()  # the host half is zero: the longest zero run always ends the address
+    return ":".join(f"{g:x}" for g in groups) + "::/64"
+
+
+def device_print(device_id: str | None, ip: str | None) -> int:
+    """A 32-bit fingerprint of a device (or, without a device id, of its /24 or /64): small
+    enough to keep a few per account; 0 when there is nothing to go on."""
+    if device_id:
+        return zlib.crc32(device_id.encode())
+    net = subnet_of(ip) if ip else None
+    return zlib.crc32(net.encode()) if net else 0
+
+
+def count_by(keys: list[int], counts: list[int], key: int, cap: int) -> None:
+    """One more for ``key`` in parallel lists (most recent key last, at most ``cap`` keys):
+    a bounded per-device tally that serialises as two short lists."""
+    if keys and keys[-1] == key:
+        counts[-1] += 1
+        return
+    n = 1
+    if key in keys:
+        i = keys.index(key)
+        n += counts[i]
+        del keys[i], counts[i]
+    elif len(keys) >= cap:
+        del keys[0], counts[0]
+    keys.append(key)
+    counts.append(n)
+
+
+def settle(keys: list[int], counts: list[int], key: int) -> int:
+    """Remove ``key`` from parallel lists kept by :func:`count_by`; returns its count."""
+    if key not in keys:
+        return 0
+    i = keys.index(key)
+    n = counts[i]
+    del keys[i], counts[i]
+    return n
 
 
 def mask_ip(ip: str | None) -> str | None:

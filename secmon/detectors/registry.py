@@ -11,11 +11,35 @@ from dataclasses import dataclass
 from typing import Any
 
 from secmon.config import ConfigError, convert
+from secmon.detectors.account_takeover import AccountTakeover
+from secmon.detectors.anomalous_transaction import AnomalousTransaction
 from secmon.detectors.base import Detector, DetectorConfig, Scope
+from secmon.detectors.brute_force import BruteForce
+from secmon.detectors.credential_attacks import CredentialAttacks
+from secmon.detectors.deposit_delayed import DepositDelayed
+from secmon.detectors.impossible_travel import ImpossibleTravel
+from secmon.detectors.mfa_bruteforce import MfaBruteforce
+from secmon.detectors.mfa_posture import MfaPosture
+from secmon.detectors.mfa_secret_reuse import MfaSecretReuse
+from secmon.detectors.mfa_weak_secret import MfaWeakSecret
 from secmon.detectors.weak_password import WeakPassword
+from secmon.detectors.withdrawal_failures import WithdrawalFailures
+from secmon.detectors.withdrawal_outage import WithdrawalOutage
 
 DETECTOR_CLASSES: tuple[type[Detector[Any, Any]], ...] = (
     WeakPassword,
+    BruteForce,
+    CredentialAttacks,
+    ImpossibleTravel,
+    MfaBruteforce,
+    MfaPosture,
+    MfaWeakSecret,
+    MfaSecretReuse,
+    AnomalousTransaction,
+    AccountTakeover,
+    DepositDelayed,
+    WithdrawalFailures,
+    WithdrawalOutage,
 )
 
 REGISTRY: dict[str, type[Detector[Any, Any]]] = {cls.name: cls for cls in DETECTOR_CLASSES}

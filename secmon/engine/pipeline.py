@@ -49,13 +49,16 @@ class Pipeline:
             hooks=self._hooks(task_id),
         )
 
-    def source_task(self, task_id: str, emit: Callable[[Finding], None]) -> Task:
+    def source_task(self, task_id: str, emit: Callable[[Finding], None], *, ordered_by_upstream: bool = False) -> Task:
+        """A source task; ``ordered_by_upstream`` when records arrive from several account
+        tasks through Kafka (see :class:`Task`)."""
         return Task(
             task_id,
             [s.build() for s in self.source_detector_specs],
             emit=emit,
             allowed_lateness_ms=self.allowed_lateness_ms,
             hooks=self._hooks(task_id),
+            ordered_by_upstream=ordered_by_upstream,
         )
 
     def kinds(self) -> list[str]:

@@ -14,6 +14,7 @@ the last one plus a small metadata record (offsets, stream time, timers).
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,11 @@ log = logging.getLogger(__name__)
 SourceSpec = tuple[Callable[[Event, DetectorConfig], Iterable[str]], DetectorConfig]
 
 
+#: ``SourceRecord.event_type`` of a watermark: an account task's stream time, sent to every
+#: source task so that they know how far all their upstreams have got.
+WATERMARK = "~watermark"
+
+
 class TaskMeta(msgspec.Struct, kw_only=True):
     """The non-keyed part of a task checkpoint."""
 
@@ -38,6 +44,10 @@ class TaskMeta(msgspec.Struct, kw_only=True):
     timers: list[tuple[int, str, str, str]] = []
     origin_hw: dict[str, int] = {}
     extra: dict[str, bytes] = {}
+    #: Source tasks: the last watermark of each upstream account task, and the records
+    #: received but not yet released (they wait for every upstream to pass their time).
+    upstream: dict[str, int] = {}
+    pending: list[SourceRecord] = []
 
 
 @dataclass
@@ -74,7 +84,13 @@ class Task:
         allowed_lateness_ms: int = 5_000,
         expire_every_ms: int = 60_000,
         hooks: TaskHooks | None = None,
+        ordered_by_upstream: bool = False,
     ) -> None:
+        """``ordered_by_upstream`` (live source tasks): forwarded records arrive from several
+        account tasks, each at its own pace; hold them and release them in event-time order
+        once every upstream's watermark has passed them, and let the task's stream time be
+        the lowest upstream watermark.  Findings then do not depend on how partitions were
+        interleaved, and timers never fire ahead of a slower partition."""
         self.task_id = task_id
         self.detectors = list(detectors)
         self.by_name = {d.name: d for d in self.detectors}
@@ -107,6 +123,11 @@ class Task:
         self._fwd_n = 0  # records forwarded for the current input record (seq = offset * 16 + n)
         self._last_expire = 0
         self.events_processed = 0
+        self.ordered_by_upstream = ordered_by_upstream
+        self.upstream: dict[str, int] = {}
+        self._pending: list[tuple[int, int, SourceRecord]] = []
+        self._pending_seq = 0
+        self._low = 0
 
     # -- Context -------------------------------------------------------------------------
     @property
@@ -212,18 +233,43 @@ class Task:
 
     def process_record(self, record: SourceRecord, origin: str = "", offset: int = -1) -> None:
         """Handle one forwarded record (source tasks); re-forwarded duplicates are dropped."""
+        if origin:
+            self.offsets[origin] = offset + 1
+        if record.event_type == WATERMARK:
+            if record.ts > self.upstream.get(record.origin, 0):
+                self.upstream[record.origin] = record.ts
+                self._release()
+            return
         if record.origin:
             if record.seq <= self.origin_hw.get(record.origin, -1):
                 self.hooks.duplicate_record()
-                if origin:
-                    self.offsets[origin] = offset + 1
                 return
             self.origin_hw[record.origin] = record.seq
+        if self.ordered_by_upstream:
+            self._pending_seq += 1
+            heapq.heappush(self._pending, (record.ts, self._pending_seq, record))
+            if record.ts <= self._low:  # late: every upstream is already past it
+                self._release()
+            return
+        self._dispatch_record(record)
+
+    def _release(self) -> None:
+        """Release held records up to the lowest upstream watermark, in event-time order."""
+        if not self.upstream:
+            return
+        low = max(self._low, min(self.upstream.values()))
+        self._low = low
+        pending = self._pending
+        while pending and pending[0][0] <= low:
+            self._dispatch_record(heapq.heappop(pending)[2])
+        if low > self.stream_ms:
+            self.stream_ms = low
+        self._fire_timers()
+
+    def _dispatch_record(self, record: SourceRecord) -> None:
         ts = record.ts
         if ts > self.stream_ms:
             self.stream_ms = ts
-        if origin:
-            self.offsets[origin] = offset + 1
         self.events_processed += 1
         targets = self.route.get(record.event_type)
         if targets:
@@ -331,6 +377,8 @@ class Task:
             timers=self.timers.snapshot(),
             origin_hw=dict(self.origin_hw),
             extra=extra,
+            upstream=dict(self.upstream),
+            pending=[r for _, _, r in sorted(self._pending)],
         )
 
     def restore(self, meta: TaskMeta, rows: Iterable[tuple[str, str, bytes]]) -> int:
@@ -339,6 +387,12 @@ class Task:
         self._last_expire = meta.stream_ms - self.allowed_lateness_ms
         self.offsets = dict(meta.offsets)
         self.origin_hw = dict(meta.origin_hw)
+        self.upstream = dict(meta.upstream)
+        self._low = min(self.upstream.values()) if self.upstream else 0
+        self._pending = []
+        for record in meta.pending:
+            self._pending_seq += 1
+            heapq.heappush(self._pending, (record.ts, self._pending_seq, record))
         self.timers.restore([t for t in meta.timers if t[1] in self.by_name])
         for name, blob in meta.extra.items():
             if name in self.by_name:

@@ -100,7 +100,10 @@ def replay(
                 )
                 dead_letters.write(encode_dead_letter(dl) + b"\n")
             continue
-        process(event, origin, index)
+        # The position in processing (event-time) order, not the line number: forwarded
+        # records take their ``seq`` from it, and a source task drops a record whose seq does
+        # not grow, so an unsorted file would otherwise lose forwards.
+        process(event, origin, result.events)
         result.events += 1
         in_batch += 1
         if in_batch >= batch_size:

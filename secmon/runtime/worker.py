@@ -35,9 +35,9 @@ from secmon.config import Config
 from secmon.contract import BadRecord, EventDecoder, Finding
 from secmon.detectors.base import SourceRecord
 from secmon.engine.deadletter import DeadLetter
-from secmon.engine.merge import TimeMerger
+from secmon.engine.merge import InputState, TimeMerger
 from secmon.engine.pipeline import Pipeline
-from secmon.engine.task import Task, TaskHooks
+from secmon.engine.task import WATERMARK, Task, TaskHooks
 from secmon.metrics import Metrics
 from secmon.runtime.commit import BatchCommitter
 from secmon.sources.kafka import check_copartitioned, partition_counts
@@ -66,6 +66,11 @@ class TaskRuntime:
     idle_base_stream: int = 0
     touched: bool = False
     last_checkpoint_wall: int = 0
+    #: Inputs whose start position is not known yet (resolved in the poll loop, not in the
+    #: rebalance listener, where kafka-python forbids blocking calls).
+    unresolved: set[str] = field(default_factory=set)
+    watermark_sent: int = 0
+    watermark_sent_wall: int = 0
 
     def origin(self, topic: str) -> str:
         return f"{topic}/{self.partition}"
@@ -122,7 +127,12 @@ class Worker:
         self._paused = False
         self._last_gauges = 0
         self.last_loop_monotonic = 0.0
+        self._in_listener = False
+        self.partitions = 0
         self.outbox_depth: Callable[[], int] = lambda: 0
+        #: Called once per poll batch with its decoded ``account.snapshot`` events, before the
+        #: batch commits (the action layer remembers each account's locale from them).
+        self.on_snapshots: Callable[[list[Any]], object] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
     def stop(self) -> None:
@@ -132,7 +142,7 @@ class Worker:
         consumer = self.consumer_factory()
         self._consumer = consumer
         topics = [*self.input_topics, self.repartition_topic]
-        check_copartitioned(partition_counts(consumer, topics))
+        self.partitions = check_copartitioned(partition_counts(consumer, topics))
         consumer.subscribe(topics=topics, listener=_Listener(self))
         eng = self.config.engine
         try:
@@ -140,10 +150,12 @@ class Worker:
                 self.last_loop_monotonic = time.monotonic()
                 self._apply_backpressure(consumer)
                 batch = consumer.poll(timeout_ms=100, max_records=self.config.kafka.max_poll_records)
+                self._resolve_positions(consumer)
                 started = time.perf_counter()
                 now = self.clock()
                 self._handle(batch, now)
                 self._advance_idle(now, eng.idle_timeout_ms)
+                self._send_watermarks(now)
                 self._commit(now, force=False)
                 if batch:
                     self.metrics.batch_duration.observe(time.perf_counter() - started)
@@ -169,6 +181,7 @@ class Worker:
         repartition = self.repartition_topic
         decode = self.decoder.decode
         consumed = self.metrics.events_consumed
+        snapshots: list[Any] = []
         for tp, records in batch.items():
             if not records:
                 continue
@@ -196,19 +209,23 @@ class Worker:
                 merger.push(tp.topic, event.ts, rec.offset, event)
                 et = type(event).__struct_config__.tag
                 counts[et] = counts.get(et, 0) + 1  # type: ignore[index]
+                if et == "account.snapshot":
+                    snapshots.append(event)
             rt.fetched[tp.topic] = records[-1].offset + 1
             for et, n in counts.items():
                 consumed.labels(tp.topic, et).inc(n)
             self._observe_latency(records, now)
             rt.last_event_wall = now
+        if snapshots and self.on_snapshots is not None:
+            self.on_snapshots(snapshots)
         for rt in self.account.values():
             merger = rt.merger
             if merger is None or not len(merger):
                 continue
             task = rt.task
             process = task.process
-            caught_up = self._caught_up_fn(rt)
-            for topic, offset, event in merger.pop_ready(now, caught_up):
+            input_state = self._input_state_fn(rt)
+            for topic, offset, event in merger.pop_ready(now, input_state):
                 process(event, rt.origin(topic), offset)
                 rt.touched = True
             rt.idle_base_stream = task.stream_ms
@@ -249,17 +266,37 @@ class Worker:
         )
         self.metrics.dead_letters.labels(reason).inc()
 
-    def _caught_up_fn(self, rt: TaskRuntime) -> Callable[[str], bool]:
+    def _resolve_positions(self, consumer: KafkaConsumer) -> None:
+        """Record where each newly assigned input starts, so its lag is known exactly."""
+        for rt in self.account.values():
+            if not rt.unresolved:
+                continue
+            for topic in list(rt.unresolved):
+                tp = TopicPartition(topic, rt.partition)
+                try:
+                    position = consumer.position(tp)
+                except Exception as exc:  # e.g. a rebalance in progress: try again next loop
+                    log.debug("position of %s unknown yet: %s", tp, exc)
+                    continue
+                rt.fetched.setdefault(topic, position)
+                rt.unresolved.discard(topic)
+
+    def _input_state_fn(self, rt: TaskRuntime) -> Callable[[str], InputState]:
+        """Whether an input with nothing buffered has more to fetch (from the high watermark
+        the last fetch response reported)."""
         consumer = self._consumer
         partition = rt.partition
 
-        def caught_up(topic: str) -> bool:
+        def input_state(topic: str) -> InputState:
             hw = consumer.highwater(TopicPartition(topic, partition)) if consumer is not None else None
             if hw is None:
-                return False
-            return rt.fetched.get(topic, 0) >= hw or hw == 0
+                return InputState.UNKNOWN
+            fetched = rt.fetched.get(topic)
+            if fetched is None:  # start position not resolved yet
+                return InputState.CAUGHT_UP if hw == 0 else InputState.UNKNOWN
+            return InputState.CAUGHT_UP if fetched >= hw else InputState.LAGGING
 
-        return caught_up
+        return input_state
 
     def _observe_latency(self, records: list[Any], now: int) -> None:
         # Sample the first and last record of each partition batch (not every record).
@@ -267,9 +304,29 @@ class Worker:
             if rec.timestamp and rec.timestamp > 0:
                 self.metrics.processing_latency.observe(max(0, now - rec.timestamp) / 1000)
 
+    def _send_watermarks(self, now: int, min_interval_ms: int = 50) -> None:
+        """Tell every source task how far each account task has got (see ``WATERMARK``).
+
+        Sent after the batch's forwarded records on the same producer, so on each repartition
+        partition a watermark follows the records it covers."""
+        if not self.pipeline.has_source_detectors:
+            return
+        for rt in self.account.values():
+            stream = rt.task.stream_ms
+            if stream <= rt.watermark_sent or now - rt.watermark_sent_wall < min_interval_ms:
+                continue
+            value = _record_encoder.encode(
+                SourceRecord(key="", event_type=WATERMARK, event_id="", account_id="", ts=stream,
+                             origin=rt.task.task_id)
+            )
+            for q in range(self.partitions):
+                self.producer.send(self.repartition_topic, value=value, partition=q)
+            rt.watermark_sent, rt.watermark_sent_wall = stream, now
+
     def _advance_idle(self, now: int, idle_timeout_ms: int) -> None:
-        """Timers must fire on idle partitions too: let stream time follow the wall clock."""
-        for rt in (*self.account.values(), *self.source.values()):
+        """Timers must fire on idle partitions too: let stream time follow the wall clock.
+        (Source tasks follow their upstreams' watermarks, which this moves too.)"""
+        for rt in self.account.values():
             task = rt.task
             if task.stream_ms <= 0 or rt.last_event_wall <= 0:
                 continue
@@ -311,6 +368,9 @@ class Worker:
             self.on_committed(new)
 
     def _commit_offsets(self, runtimes: list[TaskRuntime]) -> None:
+        """Commit the checkpointed offsets to Kafka (for lag monitoring, and as a fallback
+        when no checkpoint exists).  Inside a rebalance listener kafka-python runs on its IO
+        thread, where only the asynchronous commit is allowed."""
         consumer = self._consumer
         if consumer is None:
             return
@@ -321,7 +381,10 @@ class Worker:
                 offsets[TopicPartition(topic, int(part))] = OffsetAndMetadata(offset, "", -1)
         if offsets:
             try:
-                consumer.commit(offsets)
+                if self._in_listener:
+                    consumer.commit_async(offsets)
+                else:
+                    consumer.commit(offsets)
             except Exception as exc:  # the DB checkpoint is the source of truth; this is for lag
                 log.warning("offset commit failed (checkpoint is safe in the store): %s", exc)
 
@@ -331,7 +394,11 @@ class Worker:
             return
         self.ready.clear()
         self.metrics.ready.set(0)
-        self._commit(self.clock(), force=True)
+        self._in_listener = True
+        try:
+            self._commit(self.clock(), force=True)
+        finally:
+            self._in_listener = False
         gone = set(revoked)
         for p in list(self.account):
             if any(TopicPartition(t, p) in gone for t in self.input_topics):
@@ -361,7 +428,7 @@ class Worker:
                 self.account[p] = rt
             if self.repartition_topic in topics and p not in self.source:
                 rt = TaskRuntime(
-                    task=self.pipeline.source_task(f"source-{p}", self._findings.append),
+                    task=self.pipeline.source_task(f"source-{p}", self._findings.append, ordered_by_upstream=True),
                     partition=p,
                     topics=[self.repartition_topic],
                 )
@@ -388,7 +455,9 @@ class Worker:
             task=task,
             partition=p,
             topics=inputs,
-            merger=TimeMerger(inputs, self.config.engine.max_task_idle_ms),
+            merger=TimeMerger(inputs, self.config.engine.max_task_idle_ms,
+                              skew_ms=self.config.engine.merge_skew_ms, quiet_ms=self.config.engine.merge_quiet_ms),
+            unresolved=set(inputs),
         )
 
     def _restore(self, rt: TaskRuntime, consumer: KafkaConsumer) -> int:
@@ -403,6 +472,7 @@ class Worker:
             if offset is not None:
                 consumer.seek(TopicPartition(topic, rt.partition), offset)
                 rt.fetched[topic] = offset
+                rt.unresolved.discard(topic)
         return n
 
     # -- housekeeping --------------------------------------------------------------------

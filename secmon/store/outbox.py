@@ -96,8 +96,13 @@ class Outbox:
         self.worker_id = worker_id
         self._pg = engine.dialect.name == "postgresql"
 
-    def claim(self, channel: str, limit: int, now_ms: int) -> list[OutboxItem]:
-        """Take up to ``limit`` due rows of a channel, oldest first, marking them in flight."""
+    def claim(self, channel: str, limit: int, now_ms: int, *, ordered: bool = False) -> list[OutboxItem]:
+        """Take up to ``limit`` due rows of a channel, oldest first, marking them in flight.
+
+        ``ordered``: only the head of the channel — the due rows before the first pending row
+        that is not yet due — so no row overtakes an older one waiting for its retry."""
+        if ordered:
+            return self._claim_head(channel, limit, now_ms)
         due = (
             select(outbox.c.id)
             .where(outbox.c.status == PENDING, outbox.c.channel == channel, outbox.c.next_attempt_ms <= now_ms)
@@ -116,6 +121,46 @@ class Outbox:
             items = [_item(r) for r in conn.execute(stmt)]
         items.sort(key=lambda i: i.id)
         return items
+
+    def _claim_head(self, channel: str, limit: int, now_ms: int) -> list[OutboxItem]:
+        head = (
+            select(outbox.c.id, outbox.c.next_attempt_ms)
+            .where(outbox.c.status == PENDING, outbox.c.channel == channel)
+            .order_by(outbox.c.id)
+            .limit(limit)
+        )
+        if self._pg:
+            head = head.with_for_update()  # no SKIP LOCKED: order matters more than parallelism
+        with self.engine.begin() as conn:
+            ids = []
+            for row_id, next_ms in conn.execute(head):
+                if next_ms > now_ms:
+                    break
+                ids.append(row_id)
+            if not ids:
+                return []
+            rows = conn.execute(
+                update(outbox)
+                .where(outbox.c.id.in_(ids), outbox.c.status == PENDING)
+                .values(status=INFLIGHT, claimed_ms=now_ms, claimed_by=self.worker_id)
+                .returning(*_COLS)
+            )
+            items = [_item(r) for r in rows]
+        items.sort(key=lambda i: i.id)
+        return items
+
+    def defer(self, ids: Sequence[int], next_attempt_ms: int, error: str) -> None:
+        """Put in-flight rows back to pending until ``next_attempt_ms`` without counting an
+        attempt (the peer was down, or an older row of an ordered channel failed)."""
+        if not ids:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.id.in_(list(ids)))
+                .values(status=PENDING, next_attempt_ms=next_attempt_ms, last_error=error[:2000],
+                        claimed_ms=None, claimed_by=None)
+            )  # fmt: skip
 
     def mark_sent(self, ids: Sequence[int], now_ms: int) -> None:
         if not ids:

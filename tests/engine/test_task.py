@@ -156,3 +156,56 @@ def test_forwarded_records_are_deduplicated_by_origin_sequence() -> None:
     account_task.process(decoded(ev("login.failed", "c", T0 + 2, event_id="f3")), "auth.events/0", 12)  # no ip
     assert src.seen == ["f1", "f2"]
     assert len(dups) == 1
+
+
+def test_source_task_waits_for_the_slowest_upstream() -> None:
+    """A record is held until every upstream account task's watermark has passed it; a record
+    already below the low watermark (late) passes at once; the low watermark never goes back."""
+    from secmon.engine.task import WATERMARK
+
+    src = PerSource(DetectorConfig())
+    task = Task("s", [src], emit=lambda f: None, ordered_by_upstream=True)
+
+    def wm(ts: int, origin: str) -> None:
+        task.process_record(SourceRecord(key="", event_type=WATERMARK, event_id="", account_id="", ts=ts,
+                                         origin=origin))
+
+    def rec(eid: str, ts: int, origin: str, seq: int) -> None:
+        task.process_record(SourceRecord(key="k", event_type="login.failed", event_id=eid, account_id="a",
+                                         ts=ts, origin=origin, seq=seq))
+
+    wm(T0 + HOUR, "account-0")
+    wm(T0 + HOUR, "account-1")
+    rec("fast", T0 + 2 * HOUR, "p0", 1)
+    wm(T0 + 3 * HOUR, "account-0")
+    assert src.seen == []  # account-1 is still at 1 h
+    rec("slow", T0 + 90 * MINUTE, "p1", 1)
+    wm(T0 + 2 * HOUR, "account-1")
+    assert src.seen == ["slow", "fast"]  # released in event-time order
+    assert task.stream_ms == T0 + 2 * HOUR
+    rec("late", T0 + HOUR, "p1", 2)
+    assert src.seen == ["slow", "fast", "late"]
+
+
+def test_source_task_release_order() -> None:
+    from secmon.engine.task import WATERMARK
+
+    src = PerSource(DetectorConfig())
+    task = Task("s", [src], emit=lambda f: None, ordered_by_upstream=True)
+    task.process_record(SourceRecord(key="", event_type=WATERMARK, event_id="", account_id="", ts=T0 + 5,
+                                     origin="account-1"))
+    for origin, ts, eid in [("p0", 30, "c"), ("p1", 10, "a"), ("p0", 40, "d"), ("p1", 20, "b")]:
+        task.process_record(SourceRecord(key="k", event_type="login.failed", event_id=eid, account_id="x",
+                                         ts=T0 + ts, origin=origin, seq=ts))
+    task.process_record(SourceRecord(key="", event_type=WATERMARK, event_id="", account_id="", ts=T0 + 40,
+                                     origin="account-0"))
+    assert src.seen == []
+    task.process_record(SourceRecord(key="", event_type=WATERMARK, event_id="", account_id="", ts=T0 + 25,
+                                     origin="account-1"))
+    assert src.seen == ["a", "b"]
+    assert task.stream_ms == T0 + 25
+    restored = Task("s2", [PerSource(DetectorConfig())], emit=lambda f: None, ordered_by_upstream=True)
+    restored.restore(task.meta(), [])
+    restored.process_record(SourceRecord(key="", event_type=WATERMARK, event_id="", account_id="", ts=T0 + 50,
+                                         origin="account-1"))
+    assert restored.detectors[0].seen == ["c", "d"]  # held records survive a checkpoint

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from secmon.contract import EventDecoder, iso_ms
+from secmon.contract import EventDecoder, Finding, iso_ms
 
 #: 2026-11-01T00:00:00Z in epoch ms: a fixed origin for test timelines.
 T0 = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp() * 1000)
@@ -91,3 +91,17 @@ def topic_of(event: dict[str, Any]) -> str:
     from secmon.contract import EVENT_TYPES
 
     return EVENT_TYPES[event["event_type"]].topic
+
+
+def replay_findings(
+    tmp_path: Path, events: Iterable[dict[str, Any]], specs: Iterable[Any], *, batch_size: int = 4096
+) -> list[Finding]:
+    """Every finding record (all revisions, in emission order) of ``secmon replay`` over
+    ``events`` (written time-ordered to a JSONL file) with the given ``DetectorSpec`` s."""
+    from secmon.engine.pipeline import Pipeline
+    from secmon.runtime.replay import replay
+
+    path = write_jsonl(tmp_path / f"events-{next(_ids)}.jsonl", sorted(events, key=lambda e: e["occurred_at"]))
+    records: list[Finding] = []
+    replay([path], Pipeline(list(specs)), progress=False, batch_size=batch_size, on_finding=records.append)
+    return records

@@ -29,12 +29,15 @@ def expected_findings(tmp_path: Path, events: list[dict[str, Any]]) -> dict[str,
     return {f.finding_id: (f.revision, f.status) for f in result.findings}
 
 
+def feed_records(dep: Deployment) -> list[dict[str, Any]]:
+    return [json.loads(rec.value) for rec in dep.read("secmon.findings")]
+
+
 def feed_state(dep: Deployment) -> tuple[dict[str, tuple[int, str]], list[tuple[str, int]]]:
     """Latest revision per finding on the feed, and any (id, revision) seen more than once."""
     seen: collections.Counter[tuple[str, int]] = collections.Counter()
     latest: dict[str, tuple[int, str]] = {}
-    for rec in dep.read("secmon.findings"):
-        f = json.loads(rec.value)
+    for f in feed_records(dep):
         seen[(f["finding_id"], f["revision"])] += 1
         if f["finding_id"] not in latest or f["revision"] > latest[f["finding_id"]][0]:
             latest[f["finding_id"]] = (f["revision"], f["status"])
@@ -46,7 +49,10 @@ def assert_feed_equals(dep: Deployment, expected: dict[str, tuple[int, str]], ti
     latest, dups = feed_state(dep)
     missing = set(expected) - set(latest)
     extra = set(latest) - set(expected)
-    assert not missing and not extra, f"missing {len(missing)}, unexpected {len(extra)}"
+    if missing or extra:
+        unexpected = [(f["kind"], f["account_id"], f["summary"][:80]) for f in feed_records(dep)
+                      if f["finding_id"] in extra]
+        raise AssertionError(f"missing {len(missing)}, unexpected {len(extra)}: {unexpected[:8]}")
     assert latest == expected
     assert dups == []
 

@@ -22,8 +22,13 @@ class Delivered:
 
 @dataclass(frozen=True)
 class Retry:
+    """Try again later.  ``peer_down``: the peer itself is unavailable (connection refused,
+    503, 429 …), not this item: the dispatcher pauses the whole channel and does not count
+    the attempt towards dead-lettering, so an outage delays messages but never loses them."""
+
     error: str
     retry_after_ms: int | None = None
+    peer_down: bool = False
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,10 @@ class Sink(ABC):
     """Delivers the outbox rows of one channel."""
 
     channel: str
+    #: Deliver strictly in enqueue order (Alertmanager: a re-send must not overtake the
+    #: resolution): the dispatcher claims only the due head of the channel and holds back
+    #: the rest of a batch behind the first item that was not delivered.
+    ordered: bool = False
 
     @abstractmethod
     def deliver(self, items: Sequence[OutboxItem]) -> list[Outcome]:

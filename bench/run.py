@@ -1,0 +1,278 @@
+"""secmon's benchmark suite: one run, one JSON file of figures.  Never run by the tests.
+
+    python -m bench.run [--events FILE] [--accounts N] [--out bench/results.json] [--quick]
+
+On the embedded broker (Tansu) it measures, in one run:
+  1. the raw ceiling: kafka-python consume + JSON decode of the same events, one consumer;
+  2. secmon end to end (consume → decode → merge → detect → commit → feed), all detectors on,
+     and with every detector off (the core pipeline alone);
+  3. the engine alone from a file (``secmon replay``'s path), all detectors on and off;
+  4. p50/p99 event-to-finding latency at a fixed offered rate (10k events/s by default);
+  5. resident memory per active account (100k and 1M accounts) with every detector on.
+Figures go to stdout and to ``--out`` as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from kafka import KafkaConsumer, TopicPartition
+
+from bench.common import EventSet, create_topics, max_rss_mib, new_prefix, produce
+from secmon.config import load_config
+from secmon.contract import parse_ts_ms
+from secmon.detectors.registry import REGISTRY, resolve
+from secmon.engine.pipeline import Pipeline
+from secmon.metrics import Metrics
+from secmon.runtime.broker import EmbeddedBroker
+from secmon.runtime.replay import replay
+
+ALL_OFF = {name: {"enabled": False} for name in REGISTRY}
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# -- 1. raw ceiling ----------------------------------------------------------------------
+def raw_ceiling(bootstrap: str, names: dict[str, str], n: int) -> float:
+    """kafka-python poll + orjson decode of every value, one group member, all partitions."""
+    consumer = KafkaConsumer(
+        names["auth.events"], names["wallet.events"], names["account.snapshots"],
+        bootstrap_servers=bootstrap, group_id=f"raw-{names['auth.events']}", enable_auto_commit=False,
+        auto_offset_reset="earliest", max_poll_records=5000, fetch_max_wait_ms=100,
+        max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024,
+        session_timeout_ms=6000, heartbeat_interval_ms=2000,
+    )  # fmt: skip
+    seen = 0
+    started = None
+    loads = orjson.loads
+    while seen < n:
+        batch = consumer.poll(timeout_ms=500)
+        if batch and started is None:
+            started = time.perf_counter()
+        for records in batch.values():
+            for rec in records:
+                loads(rec.value)
+            seen += len(records)
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    consumer.close()
+    return n / elapsed
+
+
+# -- 2. secmon end to end ----------------------------------------------------------------
+def _consumed(metrics: Metrics) -> float:
+    total = 0.0
+    for metric in (metrics.events_consumed, metrics.dead_letters):
+        for family in metric.collect():
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    total += sample.value
+    return total
+
+
+def service_config(bootstrap: str, prefix: str, tmp: Path, detectors: dict[str, Any], app: str | None = None) -> Any:
+    names = {
+        "auth": f"{prefix}.auth.events", "wallet": f"{prefix}.wallet.events",
+        "snapshots": f"{prefix}.account.snapshots", "findings": f"{prefix}.secmon.findings",
+        "dlq": f"{prefix}.secmon.dlq", "repartition": f"{prefix}.secmon.repartition",
+        "notifications": f"{prefix}.secmon.notifications",
+    }  # fmt: skip
+    return load_config(
+        None,
+        {
+            "app_id": app or prefix,
+            "kafka": {"bootstrap_servers": bootstrap, "group_id": f"{app or prefix}-g", "topics": names,
+                      "session_timeout_ms": 6000, "heartbeat_interval_ms": 2000, "create_topics": False},
+            "store": {"url": f"sqlite:///{tmp / ((app or prefix) + '.db')}"},
+            "detectors": detectors,
+            "logging": {"level": "WARNING"},
+        },
+    )
+
+
+def secmon_end_to_end(bootstrap: str, prefix: str, app: str, n: int, tmp: Path,
+                      detectors: dict[str, Any]) -> dict[str, float]:
+    """One in-process worker over the pre-produced topics; timed from first to last event."""
+    from secmon.app import build_service
+
+    metrics = Metrics()
+    service = build_service(service_config(bootstrap, prefix, tmp, detectors, app), serve=False, metrics=metrics)
+    thread = threading.Thread(target=service.run, daemon=True)
+    thread.start()
+    started = None
+    while True:
+        done = _consumed(metrics)
+        if done and started is None:
+            started = time.perf_counter()
+        if done >= n:
+            break
+        if not thread.is_alive():
+            raise RuntimeError("the worker stopped before consuming every event")
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    service.stop()
+    thread.join(60)
+    findings = sum(s.value for f in metrics.findings.collect() for s in f.samples if s.name.endswith("_total"))
+    return {"events_per_s": n / elapsed, "seconds": elapsed, "findings": findings}
+
+
+# -- 3. engine only ------------------------------------------------------------------------
+def engine_only(path: Path, detectors: dict[str, Any]) -> dict[str, float]:
+    pipeline = Pipeline(resolve(detectors))
+    result = replay([path], pipeline, progress=False)
+    return {"events_per_s": result.events_per_second, "seconds": result.seconds, "events": result.events,
+            "findings": len(result.findings)}
+
+
+# -- 4. latency at a fixed offered rate ------------------------------------------------------
+def latency_at_rate(bootstrap: str, events: EventSet, tmp: Path, rate: int, seconds: float) -> dict[str, Any]:
+    from kafka import KafkaProducer
+
+    from secmon.app import build_service
+
+    prefix = new_prefix()
+    names = create_topics(bootstrap, prefix)
+    metrics = Metrics()
+    service = build_service(service_config(bootstrap, prefix, tmp, {}), serve=False, metrics=metrics)
+    thread = threading.Thread(target=service.run, daemon=True)
+    thread.start()
+    service.worker.ready.wait(60)
+    total = min(len(events), int(rate * seconds))
+    sent_at: dict[str, float] = {}
+    occurred: dict[str, int] = {}
+    receipts: list[tuple[float, dict[str, Any]]] = []
+    stop = threading.Event()
+
+    def read_findings() -> None:
+        c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+        tps = [TopicPartition(names["secmon.findings"], p) for p in range(4)]
+        c.assign(tps)
+        c.seek_to_beginning(*tps)
+        while not stop.is_set():
+            for recs in c.poll(timeout_ms=50).values():
+                now = time.time()
+                receipts.extend((now, orjson.loads(r.value)) for r in recs)
+        c.close()
+
+    reader = threading.Thread(target=read_findings, daemon=True)
+    reader.start()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks=1)
+    start = time.perf_counter()
+    for i in range(total):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        eid = events.ids[i]
+        sent_at[eid] = time.time()
+        producer.send(names[events.topics[i]], key=events.keys[i], value=events.lines[i])
+    producer.flush()
+    offered = total / (time.perf_counter() - start)
+    time.sleep(5)
+    stop.set()
+    reader.join(10)
+    service.stop()
+    thread.join(60)
+    for line in events.lines[:total]:
+        doc = orjson.loads(line)
+        occurred[doc["event_id"]] = parse_ts_ms(doc["occurred_at"])
+    lat: list[float] = []
+    timer_driven = 0
+    for received, f in receipts:
+        ev_ids = [e for e in f["evidence"] if e in sent_at]
+        if not ev_ids:
+            continue
+        trigger = max(ev_ids, key=lambda e: occurred[e])
+        if parse_ts_ms(f["detected_at"]) != occurred[trigger]:
+            timer_driven += 1  # fired by a timer (e.g. an SLA), not by an event: no event latency
+            continue
+        lat.append((received - sent_at[trigger]) * 1000)
+    lat.sort()
+
+    def q(p: float) -> float | None:
+        return round(lat[min(len(lat) - 1, int(p * len(lat)))], 1) if lat else None
+
+    return {"offered_events_per_s": round(offered), "events": total, "findings_measured": len(lat),
+            "timer_driven_findings": timer_driven, "p50_ms": q(0.50), "p99_ms": q(0.99),
+            "max_ms": round(lat[-1], 1) if lat else None,
+            "mean_ms": round(statistics.fmean(lat), 1) if lat else None}
+
+
+# -- 5. memory per account ---------------------------------------------------------------
+def memory_per_account(accounts: int) -> dict[str, float]:
+    """In a fresh process: RSS growth while every detector holds state for N accounts."""
+    out = subprocess.run([sys.executable, "-m", "bench.memory", str(accounts)], capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=Path, help="JSON Lines events (default: simulate)")
+    ap.add_argument("--accounts", type=int, default=5000, help="simulated accounts (without --events)")
+    ap.add_argument("--days", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=Path("bench/results.json"))
+    ap.add_argument("--rate", type=int, default=10_000, help="offered rate for the latency run")
+    ap.add_argument("--latency-seconds", type=float, default=15)
+    ap.add_argument("--memory", default="100000,1000000", help="account counts for the memory runs ('' to skip)")
+    ap.add_argument("--quick", action="store_true", help="smaller runs (smoke)")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="secmon-bench-"))
+    if args.events is None:
+        from secmon.sim.generate import simulate, write
+
+        log(f"simulating {args.accounts} accounts × {args.days} days …")
+        events_path, _ = write(simulate(4242, accounts=args.accounts, days=args.days), tmp / "sim")
+        args.events = events_path
+    events = EventSet.load(args.events)
+    n = len(events)
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "events": n,
+        "detectors": sorted(REGISTRY),
+    }
+    log(f"{n} events from {args.events}")
+    results["engine_only_all_detectors"] = engine_only(args.events, {})
+    results["engine_only_no_detectors"] = engine_only(args.events, ALL_OFF)
+    eo = results["engine_only_all_detectors"]
+    log(f"engine only: {eo['events_per_s']:,.0f} ev/s all detectors; "
+        f"{results['engine_only_no_detectors']['events_per_s']:,.0f} ev/s none")
+    with EmbeddedBroker() as broker:
+        prefix = new_prefix()
+        names = create_topics(broker.bootstrap, prefix)
+        results["produce_events_per_s"] = produce(broker.bootstrap, names, events)
+        results["raw_ceiling_events_per_s"] = raw_ceiling(broker.bootstrap, names, n)
+        log(f"raw kafka-python consume+decode ceiling: {results['raw_ceiling_events_per_s']:,.0f} ev/s")
+        results["e2e_no_detectors"] = secmon_end_to_end(broker.bootstrap, prefix, prefix + "c", n, tmp, ALL_OFF)
+        log(f"secmon end to end, core only: {results['e2e_no_detectors']['events_per_s']:,.0f} ev/s")
+        results["e2e_all_detectors"] = secmon_end_to_end(broker.bootstrap, prefix, prefix + "a", n, tmp, {})
+        log(f"secmon end to end, all detectors: {results['e2e_all_detectors']['events_per_s']:,.0f} ev/s")
+        ceiling = results["raw_ceiling_events_per_s"]
+        results["e2e_core_share_of_ceiling"] = round(results["e2e_no_detectors"]["events_per_s"] / ceiling, 3)
+        results["e2e_all_share_of_ceiling"] = round(results["e2e_all_detectors"]["events_per_s"] / ceiling, 3)
+        results["latency"] = latency_at_rate(broker.bootstrap, events, tmp, args.rate, args.latency_seconds)
+        log(f"latency at {args.rate:,} ev/s offered: {results['latency']}")
+    for count in [int(x) for x in args.memory.split(",") if x]:
+        results[f"memory_{count}_accounts"] = memory_per_account(count)
+        log(f"memory with {count:,} accounts: {results[f'memory_{count}_accounts']}")
+    results["bench_max_rss_mib"] = round(max_rss_mib(), 1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    print(json.dumps(results, indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()

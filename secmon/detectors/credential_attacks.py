@@ -1,0 +1,663 @@
+"""``credential_attacks``: one source failing logins against many accounts.
+
+A source-scope detector for the family that shares one view of each source (same state,
+one pass per login event):
+
+* ``credential_stuffing`` — one IP, or one /24 (IPv6: /64) a bot rotates in, fails against
+  many distinct accounts with at most 2 attempts each within minutes (Elastic's rule: at
+  least 15 accounts and 25 attempts; default window 30 min).  ``account_id`` is null.
+* ``password_spraying`` — few attempts per account (2–6), each account revisited in
+  separate rounds (attempts spread over at least ``min_spread_ms``), across many accounts
+  over hours (default 6 h); and the low-and-slow variant spread over many IPs and networks
+  of one ASN, where each address tries a handful of accounts once (``breadth``).
+* ``compromise_suspected`` — a successful login from a source currently flagged as a
+  stuffing/spraying source: the account that succeeded, ``subject.ip`` the source.
+
+**Keys and levels.**  The account tasks forward each login under one key, ``asn:<n>`` (or
+``net:<cidr>`` when the event has no ASN), and this detector keeps three levels of state
+for it in the same task: ``ip:``, ``net:`` and ``asn:`` keys.  A /24 lies within one ASN, so
+every level of one source lives in one task.  That costs one forwarded record per login
+instead of three and lets the levels see each other, which is how double-reporting is
+avoided (below).  The price: one busy ASN is one partition's work.
+
+**One attack, one finding.**  Levels are evaluated from the narrowest (IP) to the widest
+(ASN).  When a level opens a finding, the accounts it covers are marked in the wider levels,
+which count only the *residual* accounts (attacked from IPs without a finding of their own)
+and need them to come from at least ``min_sources_wide`` IPs.  A narrower level does not open
+a finding while a wider one is open for the same kind (the wider finding absorbs it).  So a
+single-IP attack is reported once at ``ip`` level; a bot rotating inside a /24 once at
+``net`` level (``subject.network`` holds the CIDR, ``subject.ip`` is left empty).  The
+widest level, an ASN, is used for spraying only: an attack dispersed over many networks of
+one provider, each address trying a few accounts, is the low-and-slow evasion of per-IP
+limits that defines a spray, while stuffing is a burst from one address or a small pool.
+
+**Shared egress.**  Offices and carrier NAT put many honest users behind one IP.  Accounts
+that log in successfully from a source are not counted as attacked (a typo then a success
+is a user), and a source where at least ``shared_egress.min_accounts`` distinct accounts
+succeed is learned as shared egress: its thresholds are multiplied by ``threshold_factor``
+and failing accounts must be at least ``min_failure_share`` of its active accounts.  The
+``allowlist`` (IPs, CIDRs, ASNs) exempts sources entirely.  A carrier NAT IP with 300
+accounts, a few typos each and mostly successes yields no finding.
+
+**Bounded state, cheap events.**  A source is tracked from its first counted failure (a
+success at an untracked source costs three dict lookups and changes nothing).  Per source
+key: a dict of recently active accounts (pruned to the tracking window, capped at
+``max_accounts_tracked`` with the least recently active dropped) with five integers each, a
+running count of accounts that failed and never succeeded, a few capped lists and, only
+while a finding is open, a small slot struct.  Exact evaluation scans the dict, so it runs
+only when the running counts make a finding possible, and at most once per
+``eval_interval_ms``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any, Final
+
+import msgspec
+
+from secmon.contract import Event, LoginFailed, LoginSucceeded, Subject
+from secmon.detectors.base import Context, Detector, DetectorConfig, KeyState, Scope, SourceRecord
+from secmon.detectors.common import (
+    DAY_MS,
+    HOUR_MS,
+    MINUTE_MS,
+    SEVERITY_NAMES,
+    mask_ip,
+    push_bounded,
+    push_recent,
+    subnet_of,
+    tier_rank,
+    update_due,
+)
+
+# Account entry layout: [failures, successes, first failure time, last activity time, cover bits]
+_F, _S, _FF, _L, _C = 0, 1, 2, 3, 4
+_COVER_STUFF, _COVER_SPRAY = 1, 2
+_LEVELS: Final = ("ip", "net", "asn")
+
+
+class _Options(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class StuffingOptions(_Options, frozen=True, kw_only=True):
+    #: Sliding window (Elastic's credential-stuffing rules look back 15–30 minutes).
+    window_ms: int = 30 * MINUTE_MS
+    #: Distinct accounts failing with at most ``max_attempts_per_account`` each (Elastic: 15).
+    min_accounts: int = 15
+    #: Failed attempts on those accounts in the window (Elastic: 25).
+    min_attempts: int = 25
+    max_attempts_per_account: int = 2
+    #: Severity is medium at the trigger, high and critical at these account counts.
+    severity_tiers: tuple[int, ...] = (100, 1_000)
+    #: Levels stuffing is reported at: one address, or the /24 (/64) a bot rotates in.
+    levels: tuple[str, ...] = ("ip", "net")
+
+
+class SprayingOptions(_Options, frozen=True, kw_only=True):
+    #: Sliding window: sprays go low and slow, hours rather than minutes.
+    window_ms: int = 6 * HOUR_MS
+    #: Distinct accounts revisited with ``min..max_attempts_per_account`` failures each.
+    min_accounts: int = 10
+    min_attempts_per_account: int = 2
+    max_attempts_per_account: int = 6
+    #: An account counts once its failures span this long (separate spray rounds; stuffing
+    #: tries an account in one go).
+    min_spread_ms: int = 10 * MINUTE_MS
+    #: Low-and-slow spread over a provider: this many accounts failing (once or a few
+    #: times each) from at least ``breadth_min_ips`` IPs in ``breadth_min_networks`` /24s.
+    breadth_min_accounts: int = 50
+    breadth_min_ips: int = 10
+    breadth_min_networks: int = 5
+    #: Levels the breadth rule applies to (it needs many networks: the ASN).
+    breadth_levels: tuple[str, ...] = ("asn",)
+    severity_tiers: tuple[int, ...] = (100, 1_000)
+    levels: tuple[str, ...] = ("ip", "net", "asn")
+
+
+class SharedEgressOptions(_Options, frozen=True, kw_only=True):
+    #: Distinct accounts with a successful login from a source (within the tracking window)
+    #: that make it shared egress: an office, a carrier NAT, a VPN.
+    min_accounts: int = 20
+    #: Thresholds are this many times higher for a shared-egress source ...
+    threshold_factor: float = 3.0
+    #: ... and failing accounts must be at least this share of its active accounts.
+    min_failure_share: float = 0.5
+    #: Once learned, a source stays shared egress this long (offices are quiet at night).
+    memory_ms: int = 7 * DAY_MS
+
+
+class Allowlist(_Options, frozen=True, kw_only=True):
+    """Sources exempt from this detector (own offices, scanners, partners)."""
+
+    ips: tuple[str, ...] = ()
+    cidrs: tuple[str, ...] = ()
+    asns: tuple[int, ...] = ()
+
+
+class CredentialAttacksConfig(DetectorConfig, frozen=True, kw_only=True):
+    stuffing: StuffingOptions = StuffingOptions()
+    spraying: SprayingOptions = SprayingOptions()
+    shared_egress: SharedEgressOptions = SharedEgressOptions()
+    allowlist: Allowlist = Allowlist()
+    #: Aggregation levels, narrowest first (a subset of ip, net, asn).
+    levels: tuple[str, ...] = _LEVELS
+    #: Failure reasons that count (``expired_password`` means the password was right).
+    counted_reasons: tuple[str, ...] = ("bad_password", "unknown_account", "bad_mfa", "locked")
+    #: Accounts tracked per source key; the least recently active are dropped beyond it.
+    max_accounts_tracked: int = 2_000
+    #: Exact evaluation of one key at most this often (a cheap pre-check gates it).
+    eval_interval_ms: int = 30_000
+    #: net/asn findings need failures from at least this many IPs (else it is one IP's).
+    min_sources_wide: int = 2
+    #: A success within this long of the source's last attack activity is suspicious.
+    compromise_window_ms: int = HOUR_MS
+    #: Between escalations, re-issue a finding only when its accounts doubled and this passed.
+    update_cooldown_ms: int = HOUR_MS
+    max_evidence: int = 10
+    #: Idle sources are forgotten after this long (busy shared-egress sources stay).
+    state_ttl_ms: int = 12 * HOUR_MS
+
+    def __post_init__(self) -> None:
+        for name, levels in (("levels", self.levels), ("stuffing.levels", self.stuffing.levels),
+                             ("spraying.levels", self.spraying.levels),
+                             ("spraying.breadth_levels", self.spraying.breadth_levels)):
+            if set(levels) - set(_LEVELS) or (name == "levels" and not levels):
+                raise ValueError(f"{name} must be a subset of {list(_LEVELS)}")
+        for cidr in self.allowlist.cidrs:
+            ipaddress.ip_network(cidr, strict=False)  # ValueError names the bad entry
+        for ip in self.allowlist.ips:
+            ipaddress.ip_address(ip)
+        if self.stuffing.min_accounts < 1 or self.spraying.min_accounts < 1:
+            raise ValueError("min_accounts must be at least 1")
+
+
+class Slot(msgspec.Struct, array_like=True, gc=False):
+    """An open finding of one kind at one source (only allocated while there is one)."""
+
+    key: str
+    rev: int = 0
+    sev: int = 0
+    first: int = 0
+    last: int = 0  # last attack activity
+    at: int = 0  # event time of the last revision
+    n: int = 0  # accounts at the last revision
+    fresh: int = 0  # accounts newly attacked since the last revision
+
+
+class SourceState(KeyState, array_like=True):
+    acc: dict[str, list[int]] = {}  # account → entry (see _F.._C)
+    att: list[int] = []  # newest failure times (cap stuffing.min_attempts): cheap pre-check
+    fo: int = 0  # accounts that failed and never succeeded (running; exact after a scan)
+    ips: list[str] = []  # recent distinct failing IPs (net/asn levels, cap 32)
+    ev: list[str] = []  # newest failure event ids
+    shared_until: int = 0
+    eval_at: int = -(2**62)
+    st: Slot | None = None  # open credential_stuffing finding
+    sp: Slot | None = None  # open password_spraying finding
+    cmp: list[str] = []  # accounts already reported as compromised from here (cap 32)
+
+
+@lru_cache(maxsize=65536)
+def _asn_keys(asn: int) -> tuple[str]:
+    """``("asn:<n>",)``, interned: forwarded for every login, so built once per ASN."""
+    return (f"asn:{asn}",)
+
+
+class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
+    name = "credential_attacks"
+    kinds = ("credential_stuffing", "password_spraying", "compromise_suspected")
+    event_types = frozenset({"login.failed", "login.succeeded"})
+    scope = Scope.SOURCE
+    Config = CredentialAttacksConfig
+    State = SourceState
+
+    def __init__(self, config: CredentialAttacksConfig) -> None:
+        super().__init__(config)
+        c = config
+        self._counted = frozenset(c.counted_reasons)
+        self._levels = tuple(lv for lv in _LEVELS if lv in c.levels)
+        self._track_ms = max(c.stuffing.window_ms, c.spraying.window_ms)
+        allow = c.allowlist
+        self._allow_ips = frozenset(str(ipaddress.ip_address(i)) for i in allow.ips)
+        self._allow_nets = tuple(ipaddress.ip_network(n, strict=False) for n in allow.cidrs)
+        self._allow_asns = frozenset(allow.asns)
+        self._has_allowlist = bool(self._allow_ips or self._allow_nets or self._allow_asns)
+        self._allowed: dict[str, bool] = {}
+        self._keys: dict[str, tuple[int | None, tuple[str, ...]]] = {}
+        self._cap_hi = c.max_accounts_tracked * 5 // 4
+
+    # -- forwarding (runs in the account tasks) --------------------------------------------
+    @classmethod
+    def source_keys(cls, event: Event, config: DetectorConfig) -> Iterable[str]:
+        """One key per login: ``asn:<n>``, or ``net:<cidr>`` without an ASN (see module doc)."""
+        t = type(event)
+        if t is LoginFailed:
+            assert isinstance(config, CredentialAttacksConfig)
+            if event.payload.reason not in config.counted_reasons:  # type: ignore[attr-defined]
+                return ()
+        elif t is not LoginSucceeded:
+            return ()
+        asn = event.asn
+        if asn is not None:
+            return _asn_keys(asn)
+        if event.ip:
+            net = subnet_of(event.ip)
+            return (f"net:{net}",) if net else ()
+        return ()
+
+    # -- per record ----------------------------------------------------------------------
+    def on_event(self, r: SourceRecord, ctx: Context) -> None:
+        """A login from the source.  Successes are recorded only at sources with failing
+        accounts: a success is what shows a failing account to be a user with a typo, and
+        many succeeding accounts make a source shared egress; a success elsewhere changes
+        nothing (the common case, kept cheap: no call beyond the state lookups)."""
+        if r.event_type == "login.failed":
+            if r.reason in self._counted:
+                self._failure(r, ctx)
+            return
+        ip, asn = r.ip, r.asn
+        if self._has_allowlist and self._is_allowed(ip, asn):
+            return
+        cached = self._keys.get(ip) if ip else None
+        keys = cached[1] if cached is not None and cached[0] == asn else self._level_keys(ip, asn)
+        get, put = self.state.get, self.state.put
+        acct, ts = r.account_id, r.ts
+        cw = self.config.compromise_window_ms
+        flagged = False
+        for key in keys:
+            s = get(key)
+            if s is None:
+                continue
+            if (s.st is not None and ts - s.st.last <= cw) or (s.sp is not None and ts - s.sp.last <= cw):
+                flagged = True
+            acc = s.acc
+            e = acc.get(acct)
+            if e is None:
+                if key[0] == "a" or not s.fo:
+                    # An ASN holds a provider's whole user base: its successes count only for
+                    # accounts that failed there (typos).  An address or network learns from
+                    # every succeeding account, but only while some account is failing there.
+                    continue
+                acc[acct] = [0, 1, 0, ts, 0]
+                if len(acc) > self._cap_hi:
+                    _shrink(s, self.config.max_accounts_tracked)
+            else:
+                if e[_F] and not e[_S]:
+                    s.fo -= 1
+                e[_S] += 1
+                e[_L] = ts
+            put(key, s, ts)
+        if flagged:
+            self._check_compromise(keys, [get(k) for k in keys], r, ctx)
+
+    def _failure(self, r: SourceRecord, ctx: Context) -> None:
+        ip, asn = r.ip, r.asn
+        if self._has_allowlist and self._is_allowed(ip, asn):
+            return
+        keys = self._level_keys(ip, asn)
+        if not keys:
+            return
+        ts, acct = r.ts, r.account_id
+        c = self.config
+        get = self.state.get
+        states = []
+        for key in keys:
+            s = get(key)
+            if s is None:
+                s = SourceState()
+            states.append(s)
+        cover = 0
+        first_wide = 1 if keys[0].startswith("ip:") else 0
+        for i, s in enumerate(states):
+            acc = s.acc
+            e = acc.get(acct)
+            if e is None:
+                e = acc[acct] = [0, 0, 0, ts, 0]
+                if len(acc) > self._cap_hi:
+                    _shrink(s, c.max_accounts_tracked)
+            if not e[_F]:
+                e[_FF] = ts
+                if not e[_S]:
+                    s.fo += 1
+                    if s.st is not None:
+                        s.st.fresh += 1
+                    if s.sp is not None:
+                        s.sp.fresh += 1
+            e[_F] += 1
+            e[_L] = ts
+            e[_C] |= cover
+            push_bounded(s.att, ts, c.stuffing.min_attempts)
+            push_recent(s.ev, r.event_id, c.max_evidence)
+            if i >= first_wide and ip and ip not in s.ips:
+                push_recent(s.ips, ip, 32)
+            cover |= self._evaluate(keys, states, i, ts, asn, ctx)
+        put = self.state.put
+        for key, s in zip(keys, states, strict=True):
+            put(key, s, ts)
+
+    def _level_keys(self, ip: str | None, asn: int | None) -> tuple[str, ...]:
+        """The state keys of a login's source, narrowest first (cached per address)."""
+        if ip:
+            cached = self._keys.get(ip)
+            if cached is not None and cached[0] == asn:
+                return cached[1]
+        elif asn is None:
+            return ()
+        levels = self._levels
+        keys: list[str] = []
+        if ip:
+            net = subnet_of(ip)
+            if "ip" in levels:
+                keys.append(f"ip:{ip}")
+            if net is not None and "net" in levels:
+                keys.append(f"net:{net}")
+        if asn is not None and "asn" in levels:
+            keys.append(_asn_keys(asn)[0])
+        out = tuple(keys)
+        if ip:
+            if len(self._keys) > 200_000:
+                self._keys.clear()
+            self._keys[ip] = (asn, out)
+        return out
+
+    def _is_allowed(self, ip: str | None, asn: int | None) -> bool:
+        if asn is not None and asn in self._allow_asns:
+            return True
+        if not ip:
+            return False
+        allowed = self._allowed.get(ip)
+        if allowed is None:
+            if len(self._allowed) > 200_000:
+                self._allowed.clear()
+            try:
+                addr = ipaddress.ip_address(ip)
+            except ValueError:
+                addr = None
+            allowed = addr is not None and (
+                str(addr) in self._allow_ips or any(addr in net for net in self._allow_nets)
+            )
+            self._allowed[ip] = allowed
+        return allowed
+
+    # -- evaluation ------------------------------------------------------------------------
+    def _evaluate(
+        self, keys: tuple[str, ...], states: list[SourceState], i: int, ts: int, asn: int | None, ctx: Context
+    ) -> int:
+        """Update level ``i`` after a failure; returns its cover bits for the wider levels."""
+        c = self.config
+        s = states[i]
+        level = keys[i][: keys[i].index(":")]
+        st_open = s.st is not None and ts - s.st.last <= c.stuffing.window_ms
+        sp_open = s.sp is not None and ts - s.sp.last <= c.spraying.window_ms
+        if s.st is not None and st_open:
+            s.st.last = ts
+        if s.sp is not None and sp_open:
+            s.sp.last = ts
+        fo = s.fo
+        stuff_pre = (
+            level in c.stuffing.levels and fo >= c.stuffing.min_accounts
+            and len(s.att) >= c.stuffing.min_attempts and s.att[0] >= ts - c.stuffing.window_ms
+        )
+        spray_pre = level in c.spraying.levels and (
+            fo >= c.spraying.min_accounts
+            or (level in c.spraying.breadth_levels and fo >= c.spraying.breadth_min_accounts)
+        )
+        if (stuff_pre or spray_pre or st_open or sp_open) and ts - s.eval_at >= c.eval_interval_ms:
+            s.eval_at = ts
+            self._scan(keys, states, i, level, ts, asn, st_open, sp_open, ctx)
+            st_open = s.st is not None and ts - s.st.last <= c.stuffing.window_ms
+            sp_open = s.sp is not None and ts - s.sp.last <= c.spraying.window_ms
+        return (_COVER_STUFF if st_open else 0) | (_COVER_SPRAY if sp_open else 0)
+
+    def _scan(self, keys: tuple[str, ...], states: list[SourceState], i: int, level: str, ts: int,
+              asn: int | None, st_open: bool, sp_open: bool, ctx: Context) -> None:
+        """Exact counts over the level's accounts; open or update findings."""
+        c = self.config
+        sp = c.spraying
+        s = states[i]
+        horizon = ts - self._track_ms
+        st_h = ts - c.stuffing.window_ms
+        st_max = c.stuffing.max_attempts_per_account
+        spread, sp_lo, sp_hi = sp.min_spread_ms, sp.min_attempts_per_account, sp.max_attempts_per_account
+        n_ok = n_ok_st = n_fail = n_st = att_st = covered = n_sp = n_br = expired = 0
+        for e in s.acc.values():
+            if e[_L] < horizon:
+                expired += 1
+                continue
+            if e[_S]:
+                n_ok += 1
+                if e[_L] >= st_h:
+                    n_ok_st += 1
+                continue
+            fails = e[_F]
+            if not fails:
+                continue
+            n_fail += 1
+            spread_out = e[_L] - e[_FF] >= spread
+            cover = e[_C]
+            if e[_L] >= st_h and not spread_out:
+                if cover & _COVER_STUFF:
+                    covered += 1
+                elif fails <= st_max:
+                    n_st += 1
+                    att_st += fails
+            if not cover and fails <= sp_hi:
+                n_br += 1
+                if fails >= sp_lo and spread_out:
+                    n_sp += 1
+        if expired:
+            s.acc = {k: v for k, v in s.acc.items() if v[_L] >= horizon}
+        s.fo = n_fail
+        se = c.shared_egress
+        if n_ok >= se.min_accounts:
+            s.shared_until = ts + se.memory_ms
+        shared = s.shared_until > ts
+        factor = se.threshold_factor if shared else 1.0
+        n_ips = 1 if level == "ip" else len(s.ips)
+        wide_ok = level == "ip" or n_ips >= c.min_sources_wide
+        wider = states[i + 1:]
+        counts: dict[str, Any] = {
+            "success_accounts": n_ok,
+            "shared_egress": shared,
+            "threshold_factor": factor,
+            "distinct_ips": n_ips,
+            "covered_by_narrower": covered,
+        }
+        if level in c.stuffing.levels:
+            share = n_st / (n_st + n_ok_st) if n_st else 0.0
+            if (n_st >= c.stuffing.min_accounts * factor and att_st >= c.stuffing.min_attempts * factor
+                    and (not shared or share >= se.min_failure_share) and wide_ok):
+                absorbed = any(w.st is not None and ts - w.st.last <= c.stuffing.window_ms for w in wider)
+                if st_open or not absorbed:
+                    self._report("credential_stuffing", keys, states, i, ts, asn, n_st, share,
+                                 counts | {"attempts": att_st}, ctx)
+        if level in sp.levels:
+            rule = ""
+            n = 0
+            share = 0.0
+            if n_sp >= sp.min_accounts * factor and wide_ok:
+                rule, n = "revisits", n_sp
+            elif level in sp.breadth_levels and n_br >= sp.breadth_min_accounts * factor:
+                nets = len({subnet_of(ip) for ip in s.ips})
+                if n_ips >= sp.breadth_min_ips and nets >= sp.breadth_min_networks:
+                    rule, n = "breadth", n_br
+                    counts["distinct_networks"] = nets
+            if rule:
+                share = n / (n + n_ok)
+            if rule and (not shared or share >= se.min_failure_share):
+                absorbed = any(w.sp is not None and ts - w.sp.last <= sp.window_ms for w in wider)
+                if sp_open or not absorbed:
+                    self._report("password_spraying", keys, states, i, ts, asn, n, share,
+                                 counts | {"rule": rule}, ctx)
+
+    def _report(self, kind: str, keys: tuple[str, ...], states: list[SourceState], i: int, ts: int,
+                asn: int | None, n: int, share: float, counts: dict[str, Any], ctx: Context) -> None:
+        c = self.config
+        s, key = states[i], keys[i]
+        stuffing = kind == "credential_stuffing"
+        opts = c.stuffing if stuffing else c.spraying
+        window = opts.window_ms
+        slot = s.st if stuffing else s.sp
+        rank = tier_rank(n, opts.severity_tiers, base=2)
+        if slot is None or ts - slot.last > window:
+            slot = Slot(key=f"{key}|{s.ev[0] if s.ev else ts}", first=ts, last=ts)
+            if stuffing:
+                s.st = slot
+            else:
+                s.sp = slot
+            self._cover_wider(states, i, _COVER_STUFF if stuffing else _COVER_SPRAY)
+        elif update_due(slot.sev, rank, slot.at, ts, c.update_cooldown_ms,
+                        n >= 2 * slot.n or slot.fresh >= opts.min_accounts):
+            slot.rev += 1  # escalated, or (at most once per cooldown) a fresh wave of accounts
+        else:
+            return
+        slot.sev, slot.at, slot.n, slot.last, slot.fresh = max(rank, slot.sev), ts, n, ts, 0
+        level, value = key.split(":", 1)
+        subject, where = _subject(level, value, asn)
+        if stuffing:
+            summary = (f"{n} accounts failed logins from {where} within {window // MINUTE_MS} min, "
+                       f"at most {opts.max_attempts_per_account} tries each: credential stuffing "
+                       "with a list of stolen passwords.")
+        elif counts.get("rule") == "breadth":
+            summary = (f"{n} accounts were tried a few times each from {counts['distinct_ips']}+ addresses "
+                       f"across {where} within {window // HOUR_MS} h: password spraying.")
+        else:
+            summary = (f"{n} accounts were each tried a few times, in separate rounds, from {where} "
+                       f"within {window // HOUR_MS} h: password spraying.")
+        factor = counts["threshold_factor"]
+        explanation: dict[str, Any] = {
+            "level": level,
+            "accounts": n,
+            "window_ms": window,
+            "min_accounts": round(opts.min_accounts * factor),
+            "failure_share": round(share, 3),
+            **counts,
+        }
+        if stuffing:
+            explanation |= {
+                "min_attempts": round(c.stuffing.min_attempts * factor),
+                "max_attempts_per_account": c.stuffing.max_attempts_per_account,
+            }
+        else:
+            sp = c.spraying
+            explanation |= {
+                "attempts_per_account": [sp.min_attempts_per_account, sp.max_attempts_per_account],
+                "min_spread_ms": sp.min_spread_ms,
+            }
+            if counts.get("rule") == "breadth":
+                explanation |= {
+                    "min_accounts": round(sp.breadth_min_accounts * factor),
+                    "min_ips": sp.breadth_min_ips,
+                    "min_networks": sp.breadth_min_networks,
+                }
+        if level == "net":
+            explanation["network"] = value
+        ctx.emit(
+            kind=kind,
+            severity=SEVERITY_NAMES[slot.sev],
+            dedup_key=slot.key,
+            account_id=None,
+            first_seen_ms=slot.first,
+            last_seen_ms=ts,
+            evidence=list(reversed(s.ev)),
+            summary=summary,
+            explanation=explanation,
+            subject=subject,
+            revision=slot.rev,
+        )
+
+    def _cover_wider(self, states: list[SourceState], i: int, bit: int) -> None:
+        """Mark the accounts of a new finding at level ``i`` as covered in the wider levels."""
+        attacked = [a for a, e in states[i].acc.items() if e[_F] and not e[_S]]
+        for wider in states[i + 1:]:
+            acc = wider.acc
+            for a in attacked:
+                e = acc.get(a)
+                if e is not None:
+                    e[_C] |= bit
+
+    # -- compromise ----------------------------------------------------------------------
+    def _check_compromise(self, keys: tuple[str, ...], states: list[SourceState | None], r: SourceRecord,
+                          ctx: Context) -> None:
+        c = self.config
+        ts, acct = r.ts, r.account_id
+        for i, s in enumerate(states):
+            if s is None:
+                continue
+            slot = None
+            for cand in (s.st, s.sp):
+                if cand is not None and ts - cand.last <= c.compromise_window_ms:
+                    slot = cand
+                    break
+            if slot is None:
+                continue
+            e = s.acc.get(acct)
+            targeted = e is not None and e[_F] > 0 and e[_S] == 1
+            ip_state = states[0] if keys[0].startswith("ip:") else None
+            ip_attacking = ip_state is not None and (i == 0 or _attacking(ip_state))
+            shared = s.shared_until > ts
+            # From an address that takes part in the attack (at a shared-egress source, only
+            # for an account the attack tried): a user of the same provider is not suspect.
+            if not ip_attacking or (shared and not targeted) or acct in s.cmp:
+                return
+            push_recent(s.cmp, acct, 32)
+            kind = "credential_stuffing" if slot is s.st else "password_spraying"
+            level, value = keys[i].split(":", 1)
+            _, where = _subject(level, value, r.asn)
+            ctx.emit(
+                kind="compromise_suspected",
+                severity="critical" if targeted and ip_attacking else "high",
+                dedup_key=f"{acct}|{r.event_id}",
+                account_id=acct,
+                first_seen_ms=slot.first,
+                last_seen_ms=ts,
+                evidence=[r.event_id, *reversed(s.ev)],
+                summary=(f"A successful login came from {where}, which is running {kind.replace('_', ' ')} "
+                         "right now: the account's password may be among the attacker's."),
+                explanation={
+                    "source": "source",
+                    "attack": kind,
+                    "level": level,
+                    "attack_finding_dedup_key": slot.key,
+                    "account_failed_first": targeted,
+                    "ip_is_attacking": ip_attacking,
+                    "shared_egress": shared,
+                    "minutes_since_attack_activity": round((ts - slot.last) / MINUTE_MS, 1),
+                    "window_ms": c.compromise_window_ms,
+                },
+                subject=Subject(ip=r.ip, asn=r.asn),
+            )
+            return
+
+
+def _shrink(s: SourceState, cap: int) -> None:
+    """Keep the ``cap`` most recently active accounts of a source (run once per cap/4 new)."""
+    s.acc = dict(sorted(s.acc.items(), key=lambda kv: kv[1][_L])[-cap:])
+    s.fo = sum(1 for v in s.acc.values() if v[_F] and not v[_S])
+
+
+def _attacking(ip_state: SourceState) -> bool:
+    """An IP takes part in an attack when it failed on several accounts that never succeeded."""
+    n = 0
+    for e in ip_state.acc.values():
+        if e[_F] and not e[_S]:
+            n += 1
+            if n >= 3:
+                return True
+    return False
+
+
+def _subject(level: str, value: str, asn: int | None) -> tuple[Subject, str]:
+    """The finding's subject and a short user-facing name of the source (IPs masked).
+
+    A /24 or /64 finding puts the CIDR in ``subject.network`` and leaves ``subject.ip``
+    empty: the finding is about the network, not one of its addresses."""
+    if level == "ip":
+        return Subject(ip=value, asn=asn), f"IP {mask_ip(value)}"
+    if level == "net":
+        return Subject(network=value, asn=asn), f"network {value}"
+    return Subject(asn=int(value)), f"AS{value}"

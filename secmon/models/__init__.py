@@ -1,0 +1,1 @@
+"""Trained models that detectors load at start-up (fitted by ``secmon train``)."""

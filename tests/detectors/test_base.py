@@ -1,0 +1,29 @@
+"""KeyedState: bounded per-key state, expired in order of last use."""
+
+from __future__ import annotations
+
+from secmon.detectors.base import KeyedState, KeyState
+
+
+def test_expire_drops_idle_keys_and_keeps_a_key_used_again() -> None:
+    """A key created first but put again recently survives; the idle ones go, and are reported."""
+    state: KeyedState[KeyState] = KeyedState(KeyState, ttl_ms=100)
+    state.put("a", KeyState(), 0)
+    state.put("b", KeyState(), 10)
+    state.put("c", KeyState(), 20)
+    state.put("a", state.get("a") or KeyState(), 150)  # used again
+    assert state.expire(watermark_ms=125) == 2  # horizon 25: b and c are idle
+    assert [k for k, _ in state.items()] == ["a"]
+    assert state.drain_changes()[1] == {"b", "c"}
+
+
+def test_expire_after_restore_in_any_order() -> None:
+    """Keys loaded from a checkpoint in arbitrary order still expire by their last use."""
+    state: KeyedState[KeyState] = KeyedState(KeyState, ttl_ms=100)
+    for key, t in (("fresh", 500), ("stale", 10), ("old", 50)):
+        state.load(key, KeyState(t=t))
+    assert state.expire(watermark_ms=300) == 2
+    assert [k for k, _ in state.items()] == ["fresh"]
+    state.put("new", KeyState(), 600)
+    assert state.expire(watermark_ms=650) == 1  # horizon 550: fresh (500) goes, new stays
+    assert [k for k, _ in state.items()] == ["new"]

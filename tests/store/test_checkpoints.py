@@ -1,0 +1,30 @@
+"""Checkpoints in SQLite and PostgreSQL: state and offsets saved together, restored exactly."""
+
+from __future__ import annotations
+
+from secmon.engine.task import TaskChanges, TaskMeta
+from secmon.store.checkpoints import CheckpointStore
+from secmon.store.db import open_database
+
+
+def test_save_load_incremental_and_removals(db_url: str) -> None:
+    engine = open_database(db_url)
+    store = CheckpointStore(engine, "app")
+    meta = TaskMeta(stream_ms=5, offsets={"auth.events/0": 10}, timers=[(99, "d", "k", "t")], origin_hw={"o": 3})
+    with engine.begin() as conn:
+        store.save(conn, [TaskChanges("account-0", meta, changed={"d": {"a": b"1", "b": b"2"}})], now_ms=1)
+    with engine.begin() as conn:
+        store.save(
+            conn,
+            [TaskChanges("account-0", TaskMeta(stream_ms=6, offsets={"auth.events/0": 12}),
+                         changed={"d": {"a": b"3"}}, removed={"d": ["b"]})],
+            now_ms=2,
+        )
+    loaded = store.load("account-0")
+    assert loaded is not None
+    got_meta, rows = loaded
+    assert got_meta.offsets == {"auth.events/0": 12} and got_meta.stream_ms == 6
+    assert rows == [("d", "a", b"3")]
+    assert store.load("account-1") is None
+    assert CheckpointStore(engine, "other-app").load("account-0") is None  # deployments are isolated
+    assert store.updated_ms() == {"account-0": 2}
