@@ -434,6 +434,9 @@ class Worker:
                 )
                 restored += self._restore(rt, consumer)
                 self.source[p] = rt
+        if self._paused:  # a new assignment starts unpaused; the next loop re-checks the outbox
+            self._paused = False
+            self.metrics.backpressure.set(0)
         for topic in {tp.topic for tp in assigned}:
             self.metrics.assigned_partitions.labels(topic).set(sum(1 for tp in assigned if tp.topic == topic))
         self.ready.set()
