@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -49,10 +50,11 @@ def test_outbox_bound_pauses_consumption_until_the_sink_is_back(
         worker.wait_ready()
         dep.produce(events)
         assert wait_until(lambda: worker.metric("secmon_backpressure_paused") == 1, timeout_s=60)
+        time.sleep(1)  # the batch in hand when the bound was crossed is finished
         consumed_while_paused = worker.metric("secmon_events_consumed_total")
-        assert consumed_while_paused < len(events)
-        assert wait_until(lambda: worker.metric("secmon_events_consumed_total") == consumed_while_paused,
-                          timeout_s=5)
+        time.sleep(3)
+        assert worker.metric("secmon_events_consumed_total") == consumed_while_paused < len(events)
+        assert worker.metric("secmon_backpressure_paused") == 1
 
         _Collector.received = []
         server = ThreadingHTTPServer(("127.0.0.1", port), _Collector)
@@ -62,7 +64,7 @@ def test_outbox_bound_pauses_consumption_until_the_sink_is_back(
             assert wait_until(lambda: len(_Collector.received) >= len(events), timeout_s=120)
             ids = [r["finding"]["finding_id"] for r in _Collector.received]
             assert len(ids) == len(set(ids)) == len(events)  # each once, none lost
-            assert worker.metric("secmon_backpressure_paused") == 0
+            assert wait_until(lambda: worker.metric("secmon_backpressure_paused") == 0, timeout_s=30)
         finally:
             server.shutdown()
     finally:
