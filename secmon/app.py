@@ -88,6 +88,7 @@ def build_service(config: Config, *, serve: bool = True, metrics: Metrics | None
         **wiring.build_sinks(config, producer, reader, metrics),
     }
     d = config.delivery
+    metrics.precreate([spec.name for spec in pipeline.specs], list(sinks))
     dispatcher = Dispatcher(
         Outbox(db, worker_id(config)),
         sinks,

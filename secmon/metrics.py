@@ -9,11 +9,33 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from secmon.contract import BAD_RECORD_REASONS
+
+#: Outcomes of an outbox delivery attempt (``secmon_sink_deliveries_total{outcome}``).
+DELIVERY_OUTCOMES = ("sent", "retry", "deferred", "dead")
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("secmon")
+    except Exception:  # not installed as a distribution (e.g. a source checkout on the path)
+        return "unknown"
 
 
 class Metrics:
     """All of secmon's metrics on one registry (a fresh one per test)."""
+
+    def precreate(self, detectors: list[str], channels: list[str]) -> None:
+        """Create the labelled series secmon will use at 0, so alerts on ``rate``/``increase``
+        see their first increment."""
+        for name in detectors:
+            self.detector_errors.labels(name)
+        for channel in channels:
+            for outcome in DELIVERY_OUTCOMES:
+                self.deliveries.labels(channel, outcome)
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -25,6 +47,8 @@ class Metrics:
         self.dead_letters = Counter(
             "secmon_dead_letters", "Bad input records sent to the dead-letter topic", ["reason"], registry=r
         )
+        for reason in BAD_RECORD_REASONS:  # visible at 0, so rate() sees the first one
+            self.dead_letters.labels(reason)
         self.findings = Counter(
             "secmon_findings", "Finding records emitted (new or updated)", ["kind", "severity"], registry=r
         )
@@ -55,6 +79,14 @@ class Metrics:
             "secmon_assigned_partitions", "Partitions assigned to this worker", ["topic"], registry=r
         )
         self.checkpoints = Counter("secmon_checkpoints", "Task checkpoints written", registry=r)
+        self.rebalances = Counter("secmon_rebalances", "Partitions revoked from this worker (rebalances)", registry=r)
+        self.offset_commit_failures = Counter(
+            "secmon_offset_commit_failures", "Kafka offset commits that failed (the store checkpoint is safe)",
+            registry=r,
+        )
+        self.build_info = Gauge("secmon_build_info", "Always 1; the version label says which build", ["version"],
+                                registry=r)
+        self.build_info.labels(_version()).set(1)
         self.checkpoint_age = Gauge(
             "secmon_checkpoint_age_seconds", "Seconds since the oldest task's last checkpoint", registry=r
         )

@@ -19,6 +19,7 @@ revocation and on shutdown every task is checkpointed first.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -207,7 +208,7 @@ class Worker:
                     self._dead_letter(rec, "bad_value", f"{type(exc).__name__}: {exc}", None)
                     continue
                 merger.push(tp.topic, event.ts, rec.offset, event)
-                et = type(event).__struct_config__.tag
+                et = event.event_type
                 counts[et] = counts.get(et, 0) + 1  # type: ignore[index]
                 if et == "account.snapshot":
                     snapshots.append(event)
@@ -386,6 +387,7 @@ class Worker:
                 else:
                     consumer.commit(offsets)
             except Exception as exc:  # the DB checkpoint is the source of truth; this is for lag
+                self.metrics.offset_commit_failures.inc()
                 log.warning("offset commit failed (checkpoint is safe in the store): %s", exc)
 
     # -- rebalancing ---------------------------------------------------------------------
@@ -406,6 +408,13 @@ class Worker:
         for p in list(self.source):
             if TopicPartition(self.repartition_topic, p) in gone:
                 del self.source[p]
+        # Series of partitions this worker no longer owns must go, not freeze at old values.
+        for tp in gone:
+            with contextlib.suppress(KeyError):
+                self.metrics.consumer_lag.remove(tp.topic, str(tp.partition))
+        for topic in {tp.topic for tp in gone}:
+            self.metrics.assigned_partitions.labels(topic).set(0)
+        self.metrics.rebalances.inc()
         log.info("revoked %d partitions; checkpointed", len(revoked))
 
     def on_assigned(self, assigned: list[TopicPartition]) -> None:
