@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "secmon.commands.simulate",
     "secmon.commands.eval",
     "secmon.commands.report",
+    "secmon.commands.api",
 )
 
 

@@ -15,6 +15,7 @@ from secmon.config import Config
 #: ``check-config`` prints instead of the raw mapping, so its secrets are masked too.
 SECTION_VALIDATORS: dict[str, str] = {
     "alerts": "secmon.alerts.settings:validate",
+    "api": "secmon.api.settings:validate",
 }
 
 
