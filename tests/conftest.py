@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-CONTRACT_EXAMPLES = REPO.parent / "shared" / "contract" / "examples.jsonl"
+_SHARED_EXAMPLES = REPO.parent / "shared" / "contract" / "examples.jsonl"
+#: The platform's contract examples: the shared folder's copy when it sits beside the
+#: checkout, else the copy kept in tests/data (a checkout elsewhere, e.g. in CI).
+CONTRACT_EXAMPLES = _SHARED_EXAMPLES if _SHARED_EXAMPLES.exists() else REPO / "tests" / "data" / "contract_examples.jsonl"
 PG_ADMIN_URL = os.environ.get("SECMON_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 

@@ -74,3 +74,14 @@ def test_secret_never_shows_in_repr() -> None:
 def test_iso_ms_round_trips() -> None:
     assert parse_ts_ms(iso_ms(T0 + 123)) == T0 + 123
     assert iso_ms(T0).endswith("Z")
+
+
+def test_the_kept_copy_of_the_contract_examples_matches_the_shared_one() -> None:
+    """tests/data keeps a copy for checkouts without ../shared; it must not drift."""
+    from tests.conftest import _SHARED_EXAMPLES, REPO
+
+    if not _SHARED_EXAMPLES.exists():
+        import pytest
+
+        pytest.skip("the shared contract folder is not beside this checkout")
+    assert (REPO / "tests" / "data" / "contract_examples.jsonl").read_bytes() == _SHARED_EXAMPLES.read_bytes()
