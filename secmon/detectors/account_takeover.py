@@ -59,7 +59,7 @@ from secmon.contract import (
     money,
 )
 from secmon.detectors.base import Context, Detector, DetectorConfig, KeyState
-from secmon.detectors.common import DAY_MS, HOUR_MS, push_bounded, push_recent, trim_before
+from secmon.detectors.common import DAY_MS, HOUR_MS, count_from, pushed
 
 assert array("I").itemsize == 4, "packed device CRCs are 32-bit"
 
@@ -129,9 +129,10 @@ class Change(msgspec.Struct, array_like=True, gc=False):
 
 class AtoState(KeyState, kw_only=True, gc=False):
     devices: bytes = b""  # uint32 CRCs of device ids of successful logins, most recent last
-    countries: list[str] = []
-    fails: list[int] = []  # times of recent failed logins and MFA challenges
-    changes: list[Change] = []  # recent changes from unknown devices, outside an episode (lookback)
+    # Tuples (common.pushed): short, and for most accounts empty (the empty tuple is shared).
+    countries: tuple[str, ...] = ()  # most recent last
+    fails: tuple[int, ...] = ()  # times of recent failed logins and MFA challenges
+    changes: tuple[Change, ...] = ()  # recent changes from unknown devices, outside an episode (lookback)
     ep: Episode | None = None
 
 
@@ -173,7 +174,7 @@ class AccountTakeover(Detector[AccountTakeoverConfig, AtoState]):
         if ep is not None and ts - ep.a_ts > self.config.window_ms:
             ep = st.ep = None
         if type(event) is LoginFailed or type(event) is MfaChallengeFailed:
-            push_bounded(st.fails, ts, 4 * self.config.attack_min_failures)
+            st.fails = pushed(st.fails, ts, 4 * self.config.attack_min_failures)
         elif type(event) is LoginSucceeded:
             if not self._login(st, event) and st.ep is None and ts - st.t < _TOUCH_MS:
                 return  # the owner's usual device and country: nothing changed worth saving
@@ -229,17 +230,19 @@ class AccountTakeover(Detector[AccountTakeoverConfig, AtoState]):
         country = event.geo.country if event.geo is not None else None
         if country and not (st.countries and st.countries[-1] == country):
             changed = True
-            if country in st.countries:
-                st.countries.remove(country)
-            elif st.countries:
-                why.append(f"login from a new country ({country}; known: {', '.join(st.countries)})")
-            push_recent(st.countries, country, cfg.max_countries)
+            countries = st.countries
+            if country in countries:
+                countries = tuple(c for c in countries if c != country)
+            elif countries:
+                why.append(f"login from a new country ({country}; known: {', '.join(countries)})")
+            # Interned: one string per country, not one per account.
+            st.countries = pushed(countries, sys.intern(country), cfg.max_countries)
         if st.fails:
             changed = True
-            trim_before(st.fails, ts - cfg.attack_window_ms)
-            if len(st.fails) >= cfg.attack_min_failures:
-                why.append(f"login after {len(st.fails)} failed attempts within {cfg.attack_window_ms // 60_000} min")
-            st.fails.clear()  # failures count since the last success
+            recent = count_from(st.fails, ts - cfg.attack_window_ms)
+            if recent >= cfg.attack_min_failures:
+                why.append(f"login after {recent} failed attempts within {cfg.attack_window_ms // 60_000} min")
+            st.fails = ()  # failures count since the last success
         if why:
             self._open(st, ts, event.event_id, "; ".join(why), new_dev)
         elif dev and st.ep is not None and st.ep.a_ts == ts and dev not in st.ep.a_devs:
@@ -261,8 +264,10 @@ class AccountTakeover(Detector[AccountTakeoverConfig, AtoState]):
             self._maybe_emit(st, event, ctx)
         elif not dev or dev not in array("I", st.devices):  # remembered for a later access
             horizon = event.ts - self.config.change_lookback_ms
-            st.changes = [c for c in st.changes[1 - _MAX_STEP_ITEMS :] if c.ts >= horizon]
-            st.changes.append(Change(event.ts, event.event_type, event.event_id))
+            st.changes = (
+                *(c for c in st.changes[1 - _MAX_STEP_ITEMS :] if c.ts >= horizon),
+                Change(event.ts, event.event_type, event.event_id),
+            )
 
     def _open(self, st: AtoState, ts: int, ident: str, why: str, dev: int) -> None:
         """Start an episode at this access, or add it to the one in progress (an episode
@@ -278,7 +283,7 @@ class AccountTakeover(Detector[AccountTakeoverConfig, AtoState]):
         for c in st.changes:
             if c.ts >= ts - self.config.change_lookback_ms:
                 _add_change(ep, c.ts, c.event_type, c.event_id)
-        st.changes = []
+        st.changes = ()
 
     def _moves_most(self, event: TransferSent) -> bool:
         balance = event.payload.balance_usd_before

@@ -18,7 +18,10 @@ deterministic (a replay gives byte-identical findings) and testable with plain l
 State lives in :class:`KeyedState` (``self.state``): a dict of small msgspec structs keyed by
 account (or IP/ASN for source detectors), each stamped with its last use so idle keys expire
 after ``ttl_ms``.  The engine snapshots touched keys at checkpoints and restores them after a
-restart or rebalance; a detector keeps nothing that matters outside ``self.state``.
+restart or rebalance; a detector keeps nothing that matters outside ``self.state``.  State is
+held for every active account, so keep it small: short bounded lists as tuples
+(``common.pushed``), and ``delete`` a key whose state is empty again (docs/ARCHITECTURE.md,
+"The per-event hot path").
 
 Two scopes.  ``Scope.ACCOUNT`` detectors run in the task of an input partition and see every
 event of the accounts in it.  ``Scope.SOURCE`` detectors aggregate by IP, subnet, ASN or
@@ -101,18 +104,21 @@ class KeyedState(Generic[S]):
     order (a late event) expires once the keys used before it have.
     """
 
-    __slots__ = ("_data", "_dirty", "_removed", "_unordered", "state_type", "ttl_ms")
+    __slots__ = ("_data", "_dirty", "_removed", "_unordered", "get", "state_type", "ttl_ms")
 
     def __init__(self, state_type: type[S], ttl_ms: int) -> None:
         self.state_type = state_type
         self.ttl_ms = ttl_ms
-        self._data: dict[str, S] = {}
         self._dirty: set[str] = set()
         self._removed: set[str] = set()
         self._unordered = False
+        self._set_data({})
 
-    def get(self, key: str) -> S | None:
-        return self._data.get(key)
+    def _set_data(self, data: dict[str, S]) -> None:
+        self._data = data
+        #: ``get(key)``: the state of ``key`` or None.  The dict's own ``get``, bound here:
+        #: detectors call it several times per event and a wrapper method doubled its cost.
+        self.get: Callable[[str], S | None] = data.get
 
     def put(self, key: str, value: S, now_ms: int) -> None:
         value.t = now_ms
@@ -133,7 +139,7 @@ class KeyedState(Generic[S]):
         """Drop keys idle since before ``watermark_ms - ttl_ms``; returns how many."""
         horizon = watermark_ms - self.ttl_ms
         if self._unordered:  # restored keys come in any order: sort once by last use
-            self._data = dict(sorted(self._data.items(), key=lambda kv: kv[1].t))
+            self._set_data(dict(sorted(self._data.items(), key=lambda kv: kv[1].t)))
             self._unordered = False
         stale = []
         for k, v in self._data.items():
@@ -249,7 +255,7 @@ class Detector(ABC, Generic[C, S]):
     # -- source detectors ----------------------------------------------------------------
     @classmethod
     def source_keys(cls, event: Event, config: DetectorConfig) -> Iterable[str]:
-        """Keys under which an account task forwards ``event`` (source detectors only).
+        """Distinct keys under which an account task forwards ``event`` (source detectors only).
 
         Return an empty iterable to not forward it.  Records forwarded explicitly by an
         account detector (``ctx.forward``) need no entry here."""

@@ -59,6 +59,7 @@ from secmon.detectors.common import (
     mask_ip,
     push_bounded,
     push_recent,
+    pushed,
     settle,
     tier_rank,
     update_due,
@@ -169,7 +170,7 @@ class LoginState(KeyState, array_like=True):
     """Per account: known devices (every account that logs in) and, while there is
     something to count, its :class:`Attack` counters."""
 
-    dev: list[int] = []  # CRC32s of devices (or /24s) with a successful login, newest last (cap 4)
+    dev: tuple[int, ...] = ()  # CRC32s of devices (or /24s) with a successful login, newest last (cap 4)
     locked_until: int = 0
     unlocked: int = 0  # when the last lock ended by timeout
     a: Attack | None = None
@@ -487,16 +488,14 @@ class BruteForce(Detector[BruteForceConfig, LoginState]):
         fp = device_print(e.device_id, e.ip)
         st = self.state.get(key)
         if st is None:
-            self.state.put(key, LoginState(dev=[fp] if fp else []), ts)
+            self.state.put(key, LoginState(dev=(fp,) if fp else ()), ts)
             return
         a = st.a
         if a is None and fp and st.dev and st.dev[-1] == fp and ts - st.t < _REFRESH_MS:
             return  # the usual device again, nothing to count: no write (the common case)
         known = fp in st.dev if fp else False
         if fp:
-            if known:
-                st.dev.remove(fp)
-            push_bounded(st.dev, fp, 4)
+            st.dev = pushed(tuple(d for d in st.dev if d != fp) if known else st.dev, fp, 4)
         if a is not None:
             c = self.config
             failures = sum(a.fcnt)

@@ -7,7 +7,7 @@ import socket
 import zlib
 from bisect import bisect_left
 from functools import lru_cache
-from typing import Final, Literal
+from typing import Final, Literal, TypeVar
 
 SEVERITY_RANK: Final = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 #: Severity names by rank (the inverse of ``SEVERITY_RANK``).
@@ -18,11 +18,14 @@ MINUTE_MS: Final = 60_000
 HOUR_MS: Final = 3_600_000
 DAY_MS: Final = 86_400_000
 
+T = TypeVar("T")
 
-def trim_before(times: list[int], horizon_ms: int) -> None:
-    """Drop, in place, the leading timestamps of a sorted list older than ``horizon_ms``."""
-    if times and times[0] < horizon_ms:
-        del times[: bisect_left(times, horizon_ms)]
+
+def count_from(times: tuple[int, ...] | list[int], horizon_ms: int) -> int:
+    """How many of the sorted timestamps ``times`` are at or after ``horizon_ms``."""
+    if not times or times[0] >= horizon_ms:
+        return len(times)
+    return len(times) - bisect_left(times, horizon_ms)
 
 
 def push_bounded(times: list[int], ts: int, cap: int) -> None:
@@ -37,6 +40,14 @@ def push_recent(items: list[str], item: str, cap: int) -> None:
     items.append(item)
     if len(items) > cap:
         del items[: len(items) - cap]
+
+
+def pushed(items: tuple[T, ...], item: T, cap: int) -> tuple[T, ...]:
+    """``items`` plus ``item``, keeping the ``cap`` newest: :func:`push_recent` for state
+    kept as a tuple.  Tuples suit short lists that most keys leave empty (the empty tuple is
+    shared; an empty list costs 56 bytes per key) or rarely change."""
+    out = (*items, item)
+    return out[len(out) - cap :] if len(out) > cap else out
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

@@ -66,8 +66,7 @@ from secmon.detectors.common import (
     MINUTE_MS,
     SEVERITY_NAMES,
     mask_ip,
-    push_bounded,
-    push_recent,
+    pushed,
     subnet_of,
     tier_rank,
     update_due,
@@ -77,6 +76,9 @@ from secmon.detectors.common import (
 _F, _S, _FF, _L, _C = 0, 1, 2, 3, 4
 _COVER_STUFF, _COVER_SPRAY = 1, 2
 _LEVELS: Final = ("ip", "net", "asn")
+#: A state key's level from its first letter (``ip:``, ``net:``, ``asn:``).
+_LEVEL_OF: Final = {"i": "ip", "n": "net", "a": "asn"}
+_NEVER: Final = 2**62
 
 
 class _Options(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -190,15 +192,16 @@ class Slot(msgspec.Struct, array_like=True, gc=False):
 
 class SourceState(KeyState, array_like=True):
     acc: dict[str, list[int]] = {}  # account → entry (see _F.._C)
-    att: list[int] = []  # newest failure times (cap stuffing.min_attempts): cheap pre-check
+    # Short bounded lists are tuples (common.pushed): most sources keep them empty or short.
+    att: tuple[int, ...] = ()  # newest failure times (cap stuffing.min_attempts): cheap pre-check
     fo: int = 0  # accounts that failed and never succeeded (running; exact after a scan)
-    ips: list[str] = []  # recent distinct failing IPs (net/asn levels, cap 32)
-    ev: list[str] = []  # newest failure event ids
+    ips: tuple[str, ...] = ()  # recent distinct failing IPs (net/asn levels, cap 32)
+    ev: tuple[str, ...] = ()  # newest failure event ids
     shared_until: int = 0
     eval_at: int = -(2**62)
     st: Slot | None = None  # open credential_stuffing finding
     sp: Slot | None = None  # open password_spraying finding
-    cmp: list[str] = []  # accounts already reported as compromised from here (cap 32)
+    cmp: tuple[str, ...] = ()  # accounts already reported as compromised from here (cap 32)
 
 
 @lru_cache(maxsize=65536)
@@ -229,6 +232,18 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
         self._allowed: dict[str, bool] = {}
         self._keys: dict[str, tuple[int | None, tuple[str, ...]]] = {}
         self._cap_hi = c.max_accounts_tracked * 5 // 4
+        #: Per level, the failing accounts from which a scan may find stuffing and spraying
+        #: (a cheap pre-check before the exact scan; _NEVER where the rule does not apply).
+        sp = c.spraying
+        self._pre_check = {
+            level: (
+                c.stuffing.min_accounts if level in c.stuffing.levels else _NEVER,
+                _NEVER if level not in sp.levels
+                else min(sp.min_accounts, sp.breadth_min_accounts) if level in sp.breadth_levels
+                else sp.min_accounts,
+            )
+            for level in _LEVELS
+        }
 
     # -- forwarding (runs in the account tasks) --------------------------------------------
     @classmethod
@@ -311,7 +326,8 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
                 s = SourceState()
             states.append(s)
         cover = 0
-        first_wide = 1 if keys[0].startswith("ip:") else 0
+        first_wide = 1 if keys[0][0] == "i" else 0
+        min_attempts, max_evidence = c.stuffing.min_attempts, c.max_evidence
         for i, s in enumerate(states):
             acc = s.acc
             e = acc.get(acct)
@@ -330,10 +346,10 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
             e[_F] += 1
             e[_L] = ts
             e[_C] |= cover
-            push_bounded(s.att, ts, c.stuffing.min_attempts)
-            push_recent(s.ev, r.event_id, c.max_evidence)
+            s.att = pushed(s.att, ts, min_attempts)
+            s.ev = pushed(s.ev, r.event_id, max_evidence)
             if i >= first_wide and ip and ip not in s.ips:
-                push_recent(s.ips, ip, 32)
+                s.ips = pushed(s.ips, ip, 32)
             cover |= self._evaluate(keys, states, i, ts, asn, ctx)
         put = self.state.put
         for key, s in zip(keys, states, strict=True):
@@ -390,7 +406,7 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
         """Update level ``i`` after a failure; returns its cover bits for the wider levels."""
         c = self.config
         s = states[i]
-        level = keys[i][: keys[i].index(":")]
+        level = _LEVEL_OF[keys[i][0]]
         st_open = s.st is not None and ts - s.st.last <= c.stuffing.window_ms
         sp_open = s.sp is not None and ts - s.sp.last <= c.spraying.window_ms
         if s.st is not None and st_open:
@@ -398,15 +414,11 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
         if s.sp is not None and sp_open:
             s.sp.last = ts
         fo = s.fo
+        stuff_min, spray_min = self._pre_check[level]
         stuff_pre = (
-            level in c.stuffing.levels and fo >= c.stuffing.min_accounts
-            and len(s.att) >= c.stuffing.min_attempts and s.att[0] >= ts - c.stuffing.window_ms
+            fo >= stuff_min and len(s.att) >= c.stuffing.min_attempts and s.att[0] >= ts - c.stuffing.window_ms
         )
-        spray_pre = level in c.spraying.levels and (
-            fo >= c.spraying.min_accounts
-            or (level in c.spraying.breadth_levels and fo >= c.spraying.breadth_min_accounts)
-        )
-        if (stuff_pre or spray_pre or st_open or sp_open) and ts - s.eval_at >= c.eval_interval_ms:
+        if (stuff_pre or fo >= spray_min or st_open or sp_open) and ts - s.eval_at >= c.eval_interval_ms:
             s.eval_at = ts
             self._scan(keys, states, i, level, ts, asn, st_open, sp_open, ctx)
             st_open = s.st is not None and ts - s.st.last <= c.stuffing.window_ms
@@ -424,22 +436,22 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
         st_max = c.stuffing.max_attempts_per_account
         spread, sp_lo, sp_hi = sp.min_spread_ms, sp.min_attempts_per_account, sp.max_attempts_per_account
         n_ok = n_ok_st = n_fail = n_st = att_st = covered = n_sp = n_br = expired = 0
-        for e in s.acc.values():
-            if e[_L] < horizon:
+        # The hottest loop of the detector (up to max_accounts_tracked entries): entries are
+        # unpacked in the order of the _F.._C layout rather than indexed field by field.
+        for fails, oks, first_fail, last, cover in s.acc.values():
+            if last < horizon:
                 expired += 1
                 continue
-            if e[_S]:
+            if oks:
                 n_ok += 1
-                if e[_L] >= st_h:
+                if last >= st_h:
                     n_ok_st += 1
                 continue
-            fails = e[_F]
             if not fails:
                 continue
             n_fail += 1
-            spread_out = e[_L] - e[_FF] >= spread
-            cover = e[_C]
-            if e[_L] >= st_h and not spread_out:
+            spread_out = last - first_fail >= spread
+            if last >= st_h and not spread_out:
                 if cover & _COVER_STUFF:
                     covered += 1
                 elif fails <= st_max:
@@ -449,8 +461,10 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
                 n_br += 1
                 if fails >= sp_lo and spread_out:
                     n_sp += 1
-        if expired:
-            s.acc = {k: v for k, v in s.acc.items() if v[_L] >= horizon}
+        if expired:  # dropped in place: cheaper than rebuilding a dict of up to 2,000 entries
+            acc = s.acc
+            for k in [k for k, v in acc.items() if v[_L] < horizon]:
+                del acc[k]
         s.fo = n_fail
         se = c.shared_egress
         if n_ok >= se.min_accounts:
@@ -604,7 +618,7 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
             # for an account the attack tried): a user of the same provider is not suspect.
             if not ip_attacking or (shared and not targeted) or acct in s.cmp:
                 return
-            push_recent(s.cmp, acct, 32)
+            s.cmp = pushed(s.cmp, acct, 32)
             kind = "credential_stuffing" if slot is s.st else "password_spraying"
             level, value = keys[i].split(":", 1)
             _, where = _subject(level, value, r.asn)

@@ -13,7 +13,7 @@ event by up to the allowed lateness), the deposit *was* late: the delayed findin
 resolution are emitted together, so the record is the same whatever the lag.
 
 State per account: the pending deposits (at most ``max_pending``, oldest dropped), each
-about 100 bytes.
+about 100 bytes; an account with none pending has no state.
 """
 
 from __future__ import annotations
@@ -91,7 +91,10 @@ class DepositDelayed(Detector[DepositDelayedConfig, DepositState]):
         if dep is None:
             return  # a credit without an initiation we saw: nothing was promised
         st.pending.remove(dep)
-        self.state.put(key, st, event.ts)
+        if st.pending:
+            self.state.put(key, st, event.ts)
+        else:
+            self.state.delete(key)  # nothing pending: an account with no state is the same
         if not dep.fired:
             ctx.cancel(key, dep.tx_id)
             if event.ts <= dep.due:

@@ -13,6 +13,8 @@ otherwise alert on every login).
 
 from __future__ import annotations
 
+from sys import intern
+
 from secmon.contract import LoginSucceeded, Subject
 from secmon.detectors.base import Context, Detector, DetectorConfig, KeyState
 from secmon.detectors.common import HOUR_MS, MINUTE_MS, SEVERITY_NAMES, haversine_km, mask_ip
@@ -78,8 +80,8 @@ class ImpossibleTravel(Detector[ImpossibleTravelConfig, LastLogin]):
         key, ts = e.account_id, e.ts
         st = self.state.get(key)
         if st is None:
-            self.state.put(key, LastLogin(ts=ts, lat=lat, lon=lon, country=g.country,
-                                          city=g.city or "", eid=e.event_id), ts)
+            self.state.put(key, LastLogin(ts=ts, lat=lat, lon=lon, country=intern(g.country),
+                                          city=intern(g.city or ""), eid=e.event_id), ts)
             return
         dt = ts - st.ts if ts >= st.ts else st.ts - ts
         near = self._near_deg
@@ -94,9 +96,10 @@ class ImpossibleTravel(Detector[ImpossibleTravelConfig, LastLogin]):
         st.lat = lat
         st.lon = lon
         st.eid = e.event_id
-        if st.country != g.country or st.city != g.city:
-            st.country = g.country
-            st.city = g.city or ""
+        city = g.city or ""
+        if st.country != g.country or st.city != city:
+            st.country = intern(g.country)  # one string per place, not one per account
+            st.city = intern(city)
         self.state.put(key, st, ts)
 
     def _report(self, st: LastLogin, e: LoginSucceeded, km: float, kmh: float, dt: int, ctx: Context) -> None:

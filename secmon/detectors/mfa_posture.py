@@ -33,7 +33,7 @@ from secmon.contract import (
     money,
 )
 from secmon.detectors.base import Context, Detector, DetectorConfig, KeyState
-from secmon.detectors.common import DAY_MS, HOUR_MS, MINUTE_MS, SEVERITY_NAMES, SEVERITY_RANK
+from secmon.detectors.common import DAY_MS, HOUR_MS, MINUTE_MS, SEVERITY_NAMES, SEVERITY_RANK, pushed
 from secmon.detectors.mfa_checks import Posture, assess_posture, balance_severity
 
 _BITS = {"totp": 1, "sms": 2, "email": 4, "webauthn": 8, "push": 16}
@@ -86,7 +86,7 @@ class PostureState(KeyState, array_like=True):
     dis_rev: int = -1  # revision of its finding (-1 = none yet)
     dis_sev: int = 0
     dis_amt: float = 0.0
-    dis_ids: list[str] = []  # withdrawals/transfers after it (cap 5)
+    dis_ids: tuple[str, ...] = ()  # withdrawals/transfers after it (cap 5; a tuple: empty for most)
 
 
 class MfaPosture(Detector[MfaPostureConfig, PostureState]):
@@ -198,7 +198,7 @@ class MfaPosture(Detector[MfaPostureConfig, PostureState]):
                 return
         st.dis_ts, st.dis_id, st.dis_method, st.dis_via = e.ts, e.event_id, e.payload.method, e.payload.via
         st.dis_dev, st.dis_bal, st.dis_rev, st.dis_sev, st.dis_amt = e.device_id or "", st.bal, -1, 0, 0.0
-        st.dis_ids = []
+        st.dis_ids = ()
         if c.report_disabled_risk and st.bal >= c.min_balance_usd:
             ctx.schedule(e.account_id, e.ts + c.reenrol_grace_ms, "disabled")
         self.state.put(e.account_id, st, e.ts)
@@ -223,8 +223,7 @@ class MfaPosture(Detector[MfaPostureConfig, PostureState]):
         if c.report_disabled_risk and st.dis_id and 0 <= e.ts - st.dis_ts <= c.disabled_window_ms:
             first = not st.dis_ids
             st.dis_amt += money(p.amount_usd)
-            st.dis_ids.append(e.event_id)
-            del st.dis_ids[:-5]
+            st.dis_ids = pushed(st.dis_ids, e.event_id, 5)
             rank = 4 if st.dis_amt >= c.critical_withdrawal_usd else 3
             if st.dis_rev < 0 or first or rank > st.dis_sev:
                 st.dis_rev += 1

@@ -191,11 +191,12 @@ class TxProfile(KeyState, kw_only=True, gc=False):
     amts: dict[str, bytes] = {}
     dests: bytes = b""  # uint32 CRCs, most recent last
     hours: bytearray = msgspec.field(default_factory=lambda: bytearray(24))
-    rts: list[int] = []
-    rusd: list[float] = []
+    # Tuples, rebuilt on each transaction: a few entries each, and smaller than lists.
+    rts: tuple[int, ...] = ()
+    rusd: tuple[float, ...] = ()
     #: (destination CRC << 16 | centi-log amount, time) of recent transactions kept out of the
     #: baseline: an identical one within 24 h is a retry, not a new anomaly.
-    flagged: list[tuple[int, int]] = []
+    flagged: tuple[tuple[int, int], ...] = ()  # a tuple: empty (shared) for most accounts
 
 
 @dataclass(slots=True)
@@ -386,9 +387,7 @@ def observe(
 
     hours = profile.hours
     hour = (ts // HOUR_MS) % 24
-    total = sum(hours) if n else 0
     band = hours[hour - 1] + hours[hour] + hours[(hour + 1) % 24]
-    rarity = 1.0 - band / total if total else 0.0
     if warm and band == 0:
         minute = (ts // 60_000) % 60
         usual = _usual_hours(hours)
@@ -425,6 +424,8 @@ def observe(
             if mad < 0:
                 mad = _mad(ordered, med * 100) / 100
             z = _robust_z(x, med, mad, mad_floor)
+        total = sum(hours) if n else 0
+        rarity = 1.0 - band / total if total else 0.0
         features = (
             math.log10(1.0 + usd),
             z,
@@ -461,17 +462,14 @@ def fold(
     while drop < len(rts) and rts[drop] <= horizon:
         drop += 1
     drop = max(drop, len(rts) + 1 - RECENT_CAP)
-    if drop:
-        del rts[:drop]
-        del rusd[:drop]
-    rts.append(ts)
-    rusd.append(usd)
+    profile.rts = (*rts[drop:], ts)
+    profile.rusd = (*rusd[drop:], usd)
     if obs.stat_score >= params.review_threshold:
         key = (obs.dest << 16) | (obs.centi & 0xFFFF)
-        profile.flagged = [(k, t) for k, t in profile.flagged[-3:] if t > horizon and k != key] + [(key, ts)]
+        profile.flagged = (*((k, t) for k, t in profile.flagged[-3:] if t > horizon and k != key), (key, ts))
         return
     profile.n += 1
-    asset = event.payload.asset
+    asset = sys.intern(event.payload.asset)  # one string per asset, not one per profile
     amts = profile.amts
     packed = amts.pop(asset, b"")  # re-inserted last: assets are kept in LRU order
     window = array("h", packed)  # type: ignore[arg-type]

@@ -112,7 +112,10 @@ class WithdrawalFailures(Detector[WithdrawalFailuresConfig, WdState]):
                 _pop_tx(st, event.payload.tx_id)
                 st.fails.clear()
                 st.episode = ""
-                self.state.put(key, st, event.ts)
+                if st.txs:
+                    self.state.put(key, st, event.ts)
+                else:
+                    self.state.delete(key)  # nothing left to remember: the same as no state
             return
         st = st or WdState()
         failed = cast(WithdrawalFailed, event)

@@ -101,11 +101,13 @@ class Task:
         self.expire_every_ms = expire_every_ms
         self.hooks = hooks or TaskHooks()
 
-        self.route: dict[str, list[Detector[Any, Any]]] = {}
+        #: event type → (name, ``on_event``) of the detectors that want it (bound once here:
+        #: looked up per event and detector otherwise).
+        self.route: dict[str, list[tuple[str, Callable[[Any, Task], None]]]] = {}
         self.finding_route: dict[str, list[Detector[Any, Any]]] = {}
         for det in self.detectors:
             for et in det.event_types:
-                self.route.setdefault(et, []).append(det)
+                self.route.setdefault(et, []).append((det.name, det.on_event))
             for kind in det.finding_kinds:
                 self.finding_route.setdefault(kind, []).append(det)
         self._batch_end = [d for d in self.detectors if type(d).on_batch_end is not Detector.on_batch_end]
@@ -220,16 +222,25 @@ class Task:
             self._origin, self._offset = origin, offset
             self._fwd_n = 0
         self.events_processed += 1
-        etype = type(event).__struct_config__.tag
-        specs = self._source_specs.get(etype)  # type: ignore[arg-type]
-        if specs and self._forward_out is not None:
-            self._forward_source(event, etype, specs)  # type: ignore[arg-type]
-        targets = self.route.get(etype)  # type: ignore[arg-type]
+        etype = event.event_type
+        if self._forward_out is not None:
+            specs = self._source_specs.get(etype)
+            if specs:
+                self._forward_source(event, etype, specs)
+        targets = self.route.get(etype)
         if targets:
-            for det in targets:
-                self._now = ts
-                self._call(det, det.on_event, event)
-        self._fire_timers()
+            self._now = ts
+            for name, on_event in targets:  # _call, inlined: this runs for every event
+                self._current = name
+                try:
+                    on_event(event, self)
+                except Exception as exc:  # bulkhead: one failing detector never stops the others
+                    self._failed(name, exc)
+        # _fire_timers' own test, inlined: after almost every event nothing is due.
+        wm = self.stream_ms - self.allowed_lateness_ms
+        heap = self.timers._heap
+        if (heap and heap[0][0] <= wm) or wm - self._last_expire >= self.expire_every_ms:
+            self._fire_timers()
 
     def process_record(self, record: SourceRecord, origin: str = "", offset: int = -1) -> None:
         """Handle one forwarded record (source tasks); re-forwarded duplicates are dropped."""
@@ -273,10 +284,17 @@ class Task:
         self.events_processed += 1
         targets = self.route.get(record.event_type)
         if targets:
-            for det in targets:
-                self._now = ts
-                self._call(det, det.on_event, record)
-        self._fire_timers()
+            self._now = ts
+            for name, on_event in targets:  # as in process()
+                self._current = name
+                try:
+                    on_event(record, self)
+                except Exception as exc:  # bulkhead
+                    self._failed(name, exc)
+        wm = self.stream_ms - self.allowed_lateness_ms
+        heap = self.timers._heap
+        if (heap and heap[0][0] <= wm) or wm - self._last_expire >= self.expire_every_ms:
+            self._fire_timers()
 
     def end_batch(self) -> None:
         """Run batch-end hooks (micro-batched scoring) and fire due timers."""
@@ -299,17 +317,15 @@ class Task:
         self.allowed_lateness_ms = saved
 
     def _forward_source(self, event: Event, etype: str, specs: list[SourceSpec]) -> None:
-        keys: list[str] = []
-        for source_keys, config in specs:
-            for key in source_keys(event, config):
-                if key not in keys:
-                    keys.append(key)
-        if not keys:
-            return
+        if len(specs) == 1:  # the usual case (one source detector reads this event type)
+            source_keys, config = specs[0]
+            keys: Iterable[str] = source_keys(event, config)
+        else:
+            keys = dict.fromkeys(key for source_keys, config in specs for key in source_keys(event, config))
+        forward = self._forward_out
         geo = event.geo
-        payload = event.payload
         for key in keys:
-            self._forward_out(  # type: ignore[misc]
+            forward(  # type: ignore[misc]
                 SourceRecord(
                     key=key,
                     event_type=etype,
@@ -320,7 +336,7 @@ class Task:
                     asn=event.asn,
                     country=geo.country if geo is not None else None,
                     device_id=event.device_id,
-                    reason=getattr(payload, "reason", None),
+                    reason=getattr(event.payload, "reason", None),
                     origin=self._origin,
                     seq=self._next_seq(),
                 )
@@ -349,8 +365,11 @@ class Task:
         try:
             method(*args, self)
         except Exception as exc:  # bulkhead: one failing detector never stops the others
-            self.hooks.detector_error(det.name, exc)
-            log.exception("detector %s failed in task %s", det.name, self.task_id)
+            self._failed(det.name, exc)
+
+    def _failed(self, name: str, exc: BaseException) -> None:
+        self.hooks.detector_error(name, exc)
+        log.exception("detector %s failed in task %s", name, self.task_id)
 
     # -- checkpoints ---------------------------------------------------------------------
     def changes(self) -> TaskChanges:

@@ -73,13 +73,8 @@ def replay(
     if on_finding is not None:
         log.listeners.append(on_finding)
     source_task = pipeline.source_task("replay-source", log) if pipeline.has_source_detectors else None
-    forward: Callable[[SourceRecord], None] | None = None
-    if source_task is not None:
-        process_record = source_task.process_record
-
-        def forward(record: SourceRecord) -> None:
-            process_record(record)
-
+    # Forwarded records go straight to the source task (in process: no repartition topic offsets).
+    forward: Callable[[SourceRecord], None] | None = source_task.process_record if source_task is not None else None
     account_task = pipeline.account_task("replay-account", log, forward)
     result = ReplayResult()
     bar = _progress_bar(source, progress)

@@ -1,10 +1,11 @@
 """The file source: JSON Lines event files, read in event-time order.
 
 The contract only promises files ordered by ``occurred_at`` *within an account*.  Timers and
-cross-account windows need event-time order across accounts, so the source first indexes
-every line's ``occurred_at`` (a cheap partial decode) and, only when the file is not already
-in order, reads the lines in stably sorted order by seeking.  Lines whose timestamp cannot be
-read keep their place; the pipeline dead-letters them.
+cross-account windows need event-time order across accounts, so the source first reads
+every line's ``occurred_at`` (a cheap partial decode).  A file already in order (the usual
+case) is then read again front to back; only otherwise are the lines indexed and read in
+stably sorted order by seeking.  Lines whose timestamp cannot be read keep their place; the
+pipeline dead-letters them.
 """
 
 from __future__ import annotations
@@ -25,17 +26,26 @@ class _TimeProbe(msgspec.Struct):
 _probe = msgspec.json.Decoder(_TimeProbe)
 
 
-def _line_ts(line: bytes, previous: int) -> int:
-    """``occurred_at`` in ms, or ``previous`` (keep the line in place) when unreadable."""
+def _line_time(line: bytes) -> datetime | None:
+    """``occurred_at`` as an aware datetime, or None when unreadable (or without offset)."""
     try:
         text = _probe.decode(line).occurred_at
         if not text:
-            return previous
+            return None
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        if dt.tzinfo is None:
-            return previous
+    except (msgspec.DecodeError, ValueError):
+        return None
+    return dt if dt.tzinfo is not None else None
+
+
+def _line_ts(line: bytes, previous: int) -> int:
+    """``occurred_at`` in ms, or ``previous`` (keep the line in place) when unreadable."""
+    dt = _line_time(line)
+    if dt is None:
+        return previous
+    try:
         return int(dt.timestamp() * 1000)
-    except (msgspec.DecodeError, ValueError, OverflowError):
+    except (ValueError, OverflowError):
         return previous
 
 
@@ -58,53 +68,81 @@ class JsonLinesSource:
         return total
 
     def __iter__(self) -> Iterator[tuple[str, int, bytes]]:
-        if not self.order_by_time:
+        if not self.order_by_time or self._in_order():
             for path in self.paths:
                 yield from self._sequential(path)
             return
-        # Index (ts, file, start, end) of every line; merge files by time too.
+        # Index (file, line number, start, end) of every line, then read them in stably
+        # sorted order by seeking.
         times = array("q")
-        starts = array("q")
-        ends = array("q")
         files = array("i")
         lines = array("q")
-        maps: list[mmap.mmap | bytes] = []
-        in_order = True
+        starts = array("q")
+        ends = array("q")
+        maps = [_map(path) for path in self.paths]
         last = -(2**62)
-        for fi, path in enumerate(self.paths):
-            data = _map(path)
-            maps.append(data)
-            pos, n, idx, prev = 0, len(data), 0, last
-            while pos < n:
-                end = data.find(b"\n", pos)
-                if end < 0:
-                    end = n
-                line = data[pos:end]
-                if line.strip():
-                    ts = _line_ts(line, prev)
-                    if ts < last:
-                        in_order = False
-                    last = max(last, ts)
-                    prev = ts
-                    times.append(ts)
-                    starts.append(pos)
-                    ends.append(end)
-                    files.append(fi)
-                    lines.append(idx)
-                idx += 1
-                pos = end + 1
-        order = range(len(times)) if in_order else sorted(range(len(times)), key=times.__getitem__)
-        for i in order:
+        for fi, data in enumerate(maps):
+            prev = last
+            for idx, start, end in _spans(data):
+                ts = prev = _line_ts(data[start:end], prev)
+                last = max(last, ts)
+                times.append(ts)
+                files.append(fi)
+                lines.append(idx)
+                starts.append(start)
+                ends.append(end)
+        origins = [f"file:{path}" for path in self.paths]
+        for i in sorted(range(len(times)), key=times.__getitem__):
             fi = files[i]
-            yield f"file:{self.paths[fi]}", lines[i], bytes(maps[fi][starts[i] : ends[i]]).rstrip(b"\r")
+            yield origins[fi], lines[i], maps[fi][starts[i] : ends[i]].rstrip(b"\r")
+
+    def _in_order(self) -> bool:
+        """Whether the lines (files one after another) are already in event-time order: a
+        first pass over the timestamps alone, as most files are and then need no index.
+
+        Compares the datetimes themselves (no conversion to ms per line).  Lines in order by
+        datetime are in order by ms too; lines in order by ms only (sub-millisecond
+        inversions) take the indexed path, whose stable sort by ms keeps them as they are."""
+        last: datetime | None = None
+        for path in self.paths:
+            with path.open("rb") as fh:
+                for line in fh:
+                    if line.isspace():  # ``not line.strip()``, without the copy
+                        continue
+                    dt = _line_time(line)
+                    if dt is None:  # unreadable: keeps its place, whatever its neighbours
+                        continue
+                    if last is not None and dt < last:
+                        return False
+                    last = dt
+        return True
 
     def _sequential(self, path: Path) -> Iterator[tuple[str, int, bytes]]:
         origin = f"file:{path}"
         with path.open("rb") as fh:
             for idx, line in enumerate(fh):
                 line = line.rstrip(b"\r\n")
-                if line.strip():
+                if line and not line.isspace():  # ``line.strip()``, without the copy
                     yield origin, idx, line
+
+
+#: What ``bytes.strip()`` removes: a line of only these is skipped.
+_BLANK = frozenset(b" \t\n\r\x0b\x0c")
+
+
+def _spans(data: mmap.mmap | bytes) -> Iterator[tuple[int, int, int]]:
+    """``(line number, start, end)`` of every line of ``data`` with more than whitespace."""
+    find = data.find
+    pos, n, idx = 0, len(data), 0
+    while pos < n:
+        end = find(b"\n", pos)
+        if end < 0:
+            end = n
+        # The first byte settles it for any real line; only a blank start needs a look.
+        if end > pos and (data[pos] not in _BLANK or not data[pos:end].isspace()):
+            yield idx, pos, end
+        idx += 1
+        pos = end + 1
 
 
 def _map(path: Path) -> mmap.mmap | bytes:

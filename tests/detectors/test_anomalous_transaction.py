@@ -108,7 +108,7 @@ def test_flagged_transactions_do_not_train_the_baseline() -> None:
     assert len(records) == 2
     profile = det.state.get("w1")
     assert profile is not None and profile.n == 10 and len(profile.amts["USDT"]) == 2 * 10
-    assert profile.rusd[-2:] == [3800.0, 4100.0]  # velocity still counts what left
+    assert profile.rusd[-2:] == (3800.0, 4100.0)  # velocity still counts what left
 
 
 def test_retry_of_a_flagged_withdrawal_is_not_reported_again(tmp_path: Path) -> None:

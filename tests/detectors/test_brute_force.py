@@ -215,7 +215,7 @@ def test_the_owner_logging_in_elsewhere_does_not_split_a_lockout_episode() -> No
 def test_state_round_trips_through_msgpack() -> None:
     """What the engine checkpoints restores to the same value."""
     attack = Attack(f=[1, 2], ips=["a"], ipf=[[1]], ep_id="x", ep_rev=2, locks=[5], lock_ids=["l"])
-    st = LoginState(dev=[7, 9], locked_until=3, a=attack)
+    st = LoginState(dev=(7, 9), locked_until=3, a=attack)
     assert msgspec.msgpack.decode(msgspec.msgpack.encode(st), type=LoginState) == st
 
 
