@@ -32,7 +32,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from bench.common import EventSet, create_topics, max_rss_mib, new_prefix, produce
 from secmon.config import load_config
-from secmon.contract import parse_ts_ms
+from secmon.contract import iso_ms, parse_ts_ms
 from secmon.detectors.registry import REGISTRY, resolve
 from secmon.engine.pipeline import Pipeline
 from secmon.metrics import Metrics
@@ -170,15 +170,21 @@ def latency_at_rate(bootstrap: str, events: EventSet, tmp: Path, rate: int, seco
     reader = threading.Thread(target=read_findings, daemon=True)
     reader.start()
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks=1)
+    # Event time must run with the wall clock here, as it does live: the simulated days are
+    # squeezed into seconds, so each event is re-stamped with the time it is sent.
     start = time.perf_counter()
     for i in range(total):
         due = start + i / rate
         delay = due - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
-        eid = events.ids[i]
-        sent_at[eid] = time.time()
-        producer.send(names[events.topics[i]], key=events.keys[i], value=events.lines[i])
+        doc = orjson.loads(events.lines[i])
+        now = time.time()
+        doc["occurred_at"] = iso_ms(int(now * 1000))
+        eid = doc["event_id"]
+        sent_at[eid] = now
+        occurred[eid] = parse_ts_ms(doc["occurred_at"])
+        producer.send(names[events.topics[i]], key=events.keys[i], value=orjson.dumps(doc))
     producer.flush()
     offered = total / (time.perf_counter() - start)
     time.sleep(5)
@@ -186,9 +192,6 @@ def latency_at_rate(bootstrap: str, events: EventSet, tmp: Path, rate: int, seco
     reader.join(10)
     service.stop()
     thread.join(60)
-    for line in events.lines[:total]:
-        doc = orjson.loads(line)
-        occurred[doc["event_id"]] = parse_ts_ms(doc["occurred_at"])
     lat: list[float] = []
     timer_driven = 0
     for received, f in receipts:

@@ -14,6 +14,7 @@ from secmon.alerts.dispatcher import Dispatcher
 from secmon.alerts.jobs import JobRunner
 from secmon.alerts.sinks.kafka_topic import KafkaTopicSink
 from secmon.config import Config
+from secmon.contract import Finding
 from secmon.detectors.registry import resolve
 from secmon.engine.pipeline import Pipeline
 from secmon.metrics import Metrics
@@ -57,6 +58,13 @@ class Service:
 
     def stop(self) -> None:
         self.worker.stop()
+
+
+def _delivery_due(dispatcher: Dispatcher, new: list[Finding]) -> None:
+    """New findings mean new outbox rows (each at least one, for the feed): count them towards
+    the backpressure bound now, not at the next depth refresh, and wake the senders."""
+    dispatcher.note_enqueued(len(new))
+    dispatcher.wake()
 
 
 def worker_id(config: Config) -> str:
@@ -109,7 +117,7 @@ def build_service(config: Config, *, serve: bool = True, metrics: Metrics | None
         metrics,
         lambda: make_consumer(kafka),
         producer,
-        on_committed=lambda new: dispatcher.wake(),
+        on_committed=lambda new: _delivery_due(dispatcher, new),
     )
     worker.outbox_depth = lambda: dispatcher.pending_total
     worker.on_snapshots = wiring.build_snapshot_hook(config, db)

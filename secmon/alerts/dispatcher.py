@@ -72,7 +72,9 @@ class Dispatcher:
         #: Channel → wall time before which it is not tried (its peer is down).
         self.paused_until: dict[str, int] = {}
         self._down_streak: dict[str, int] = {}
-        #: Undelivered rows across channels at the last metrics refresh (for backpressure).
+        #: Undelivered rows across channels (for backpressure): the count at the last metrics
+        #: refresh plus what :meth:`note_enqueued` reported since, so the bound holds between
+        #: refreshes too.
         self.pending_total = 0
 
     # -- one pass ------------------------------------------------------------------------
@@ -193,10 +195,16 @@ class Dispatcher:
             log.info("recovered %d in-flight rows on %s (%d confirmed delivered)", len(stale), channel, len(done))
         return settled
 
+    def note_enqueued(self, rows: int) -> None:
+        """The worker committed ``rows`` more outbox rows (at least one per new finding)."""
+        with self._lock:
+            self.pending_total += rows
+
     def refresh_metrics(self) -> None:
         now = self.clock()
         depth = self.outbox.depth()
-        self.pending_total = sum(count for count, _ in depth.values())
+        with self._lock:
+            self.pending_total = sum(count for count, _ in depth.values())
         for channel in self.sinks:
             count, oldest = depth.get(channel, (0, None))
             self.metrics.outbox_depth.labels(channel).set(count)

@@ -20,8 +20,9 @@ has data.  An empty input holds the release back:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from enum import Enum
+from operator import itemgetter
 from typing import Any
 
 
@@ -29,6 +30,10 @@ class InputState(Enum):
     CAUGHT_UP = "caught_up"
     LAGGING = "lagging"
     UNKNOWN = "unknown"
+
+
+_NO_BOUND = 2**63
+_by_time = itemgetter(0)
 
 
 class TimeMerger:
@@ -63,51 +68,55 @@ class TimeMerger:
             buf.clear()
         self._waiting_since = None
 
-    def pop_ready(self, now_ms: int, state: Callable[[str], InputState]) -> Iterator[tuple[str, int, Any]]:
-        """Yield ``(input, offset, item)`` in timestamp order while that order is certain."""
+    def pop_ready(self, now_ms: int, state: Callable[[str], InputState]) -> list[tuple[str, int, Any]]:
+        """Remove and return ``(input, offset, item)`` for every buffered event whose place in
+        timestamp order is certain, in that order (ties: input order, then offset).
+
+        Works in bounds rather than event by event: everything up to the earliest *last*
+        buffered timestamp of the inputs that hold data can go, unless an empty input holds
+        the bound lower (see the module docstring); repeat until nothing more can go.
+        """
+        out: list[tuple[str, int, Any]] = []
         buffers = self.buffers
-        lagging, unknown = InputState.LAGGING, InputState.UNKNOWN
         while True:
-            best: str | None = None
-            best_ts = 0
-            blocked = has_empty = False
+            bound = _NO_BOUND
+            blocked = lagging = False
+            has_data = False
             for name, buf in buffers.items():
                 if buf:
-                    ts = buf[0][0]
-                    if best is None or ts < best_ts:
-                        best, best_ts = name, ts
-                else:
-                    has_empty = True
-                    st = state(name)
-                    if st is lagging:
-                        self._waiting_since = None
-                        return
-                    if st is unknown:
-                        blocked = True
-            if best is None:
+                    has_data = True
+                    tail = buf[-1][0]
+                    if tail < bound:
+                        bound = tail
+                    continue
+                st = state(name)
+                if st is InputState.LAGGING:
+                    lagging = True
+                    break
+                if st is InputState.UNKNOWN:
+                    blocked = True
+                    continue
+                last = self._last_ts.get(name)  # caught up: held briefly if far behind
+                if last is not None:
+                    since = self._quiet_since.setdefault(name, now_ms)
+                    if now_ms - since < self.quiet_ms and last + self.skew_ms < bound:
+                        bound = last + self.skew_ms
+            if lagging or not has_data:
                 self._waiting_since = None
-                return
-            if has_empty and not blocked and self._held_by_quiet_input(best_ts, now_ms):
-                return
+                return out
             if blocked:
                 if self._waiting_since is None:
                     self._waiting_since = now_ms
                 if now_ms - self._waiting_since < self.max_idle_ms:
-                    return
+                    return out
             else:
                 self._waiting_since = None
-            _, offset, item = buffers[best].popleft()
-            yield best, offset, item
-
-    def _held_by_quiet_input(self, best_ts: int, now_ms: int) -> bool:
-        """An input that just went quiet far behind in event time holds the release briefly."""
-        for name, buf in self.buffers.items():
-            if buf:
-                continue
-            last = self._last_ts.get(name)
-            if last is None or best_ts - last <= self.skew_ms:
-                continue
-            since = self._quiet_since.setdefault(name, now_ms)
-            if now_ms - since < self.quiet_ms:
-                return True
-        return False
+            released: list[tuple[int, str, int, Any]] = []
+            for name, buf in buffers.items():
+                while buf and buf[0][0] <= bound:
+                    ts, offset, item = buf.popleft()
+                    released.append((ts, name, offset, item))
+            if not released:
+                return out
+            released.sort(key=_by_time)  # stable: equal times keep input, then offset, order
+            out.extend((name, offset, item) for _, name, offset, item in released)

@@ -34,20 +34,18 @@ from kafka.structs import OffsetAndMetadata
 
 from secmon.config import Config
 from secmon.contract import BadRecord, EventDecoder, Finding
-from secmon.detectors.base import SourceRecord
 from secmon.engine.deadletter import DeadLetter
 from secmon.engine.merge import InputState, TimeMerger
 from secmon.engine.pipeline import Pipeline
-from secmon.engine.task import WATERMARK, Task, TaskHooks
+from secmon.engine.task import Task, TaskHooks
 from secmon.metrics import Metrics
 from secmon.runtime.commit import BatchCommitter
+from secmon.runtime.repartition import Repartitioner, decode_batch
 from secmon.sources.kafka import check_copartitioned, partition_counts
 from secmon.store.checkpoints import CheckpointStore
 
 log = logging.getLogger(__name__)
 
-_record_encoder = msgspec.msgpack.Encoder()
-_record_decoder = msgspec.msgpack.Decoder(SourceRecord)
 
 
 def _wall_ms() -> int:
@@ -144,6 +142,7 @@ class Worker:
         self._consumer = consumer
         topics = [*self.input_topics, self.repartition_topic]
         self.partitions = check_copartitioned(partition_counts(consumer, topics))
+        self.repartitioner = Repartitioner(self.producer, self.repartition_topic, self.partitions)
         consumer.subscribe(topics=topics, listener=_Listener(self))
         eng = self.config.engine
         try:
@@ -242,11 +241,12 @@ class Worker:
         task = rt.task
         for rec in records:
             try:
-                record = _record_decoder.decode(rec.value)
+                batch = decode_batch(rec.value)
             except msgspec.DecodeError as exc:
                 self._dead_letter(rec, "bad_value", f"repartition record: {exc}", None)
                 continue
-            task.process_record(record, origin, rec.offset)
+            for record in batch:
+                task.process_record(record, origin, rec.offset)
         rt.fetched[tp.topic] = records[-1].offset + 1
         rt.touched = True
         rt.last_event_wall = self.clock()
@@ -316,13 +316,9 @@ class Worker:
             stream = rt.task.stream_ms
             if stream <= rt.watermark_sent or now - rt.watermark_sent_wall < min_interval_ms:
                 continue
-            value = _record_encoder.encode(
-                SourceRecord(key="", event_type=WATERMARK, event_id="", account_id="", ts=stream,
-                             origin=rt.task.task_id)
-            )
-            for q in range(self.partitions):
-                self.producer.send(self.repartition_topic, value=value, partition=q)
+            self.repartitioner.watermark(rt.task.task_id, stream)
             rt.watermark_sent, rt.watermark_sent_wall = stream, now
+        self.repartitioner.flush()
 
     def _advance_idle(self, now: int, idle_timeout_ms: int) -> None:
         """Timers must fire on idle partitions too: let stream time follow the wall clock.
@@ -349,6 +345,7 @@ class Worker:
         changes = None
         runtimes = [*self.account.values(), *self.source.values()]
         if checkpoint and runtimes:
+            self.repartitioner.flush()
             self.producer.flush()  # forwarded records durable before their inputs' offsets
             changes = []
             for rt in runtimes:
@@ -453,15 +450,9 @@ class Worker:
         log.info("assigned %d partitions; restored %d state keys", len(assigned), restored)
 
     def _new_account_runtime(self, p: int, inputs: list[str]) -> TaskRuntime:
-        producer = self.producer
-        topic = self.repartition_topic
-        encode = _record_encoder.encode
-
-        def forward(record: SourceRecord) -> None:
-            producer.send(topic, key=record.key.encode(), value=encode(record))
-
         task = self.pipeline.account_task(
-            f"account-{p}", self._findings.append, forward if self.pipeline.has_source_detectors else None
+            f"account-{p}", self._findings.append,
+            self.repartitioner.add if self.pipeline.has_source_detectors else None,
         )
         return TaskRuntime(
             task=task,
