@@ -1,6 +1,7 @@
 """secmon's benchmark suite: one run, one JSON file of figures.  Never run by the tests.
 
     python -m bench.run [--events FILE] [--accounts N] [--out bench/results.json] [--quick]
+                            [--only engine,e2e,latency,memory]
 
 On the embedded broker (Tansu) it measures, in one run:
   1. the raw ceiling: kafka-python consume + JSON decode of the same events, one consumer;
@@ -138,8 +139,35 @@ def engine_only(path: Path, detectors: dict[str, Any]) -> dict[str, float]:
 
 
 # -- 4. latency at a fixed offered rate ------------------------------------------------------
-def latency_at_rate(bootstrap: str, events: EventSet, tmp: Path, rate: int, seconds: float) -> dict[str, Any]:
+def _produce_at_rate(bootstrap: str, names: dict[str, str], events: EventSet, total: int, rate: int,
+                     out: Path) -> None:
+    """The platform's producer, in its own process (as it is live): a producer loop sharing
+    secmon's interpreter would take the GIL from it and measure contention, not secmon.
+    Event time runs with the wall clock, as it does live: each event is re-stamped with the
+    time it is sent.  Writes ``{event_id: sent_at}`` and the offered rate to ``out``."""
     from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks=1)
+    sent_at: dict[str, float] = {}
+    start = time.perf_counter()
+    for i in range(total):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        doc = orjson.loads(events.lines[i])
+        now = time.time()
+        doc["occurred_at"] = iso_ms(int(now * 1000))
+        sent_at[doc["event_id"]] = now
+        producer.send(names[events.topics[i]], key=events.keys[i], value=orjson.dumps(doc))
+    producer.flush()
+    offered = total / (time.perf_counter() - start)
+    out.write_bytes(orjson.dumps({"offered": offered, "sent_at": sent_at}))
+
+
+def latency_at_rate(bootstrap: str, events: EventSet, tmp: Path, rate: int, seconds: float) -> dict[str, Any]:
+    """Event-to-finding latency: from the moment the triggering event is sent to the moment
+    its finding can be read from ``secmon.findings``, with every detector on."""
+    import multiprocessing
 
     from secmon.app import build_service
 
@@ -151,67 +179,61 @@ def latency_at_rate(bootstrap: str, events: EventSet, tmp: Path, rate: int, seco
     thread.start()
     service.worker.ready.wait(60)
     total = min(len(events), int(rate * seconds))
-    sent_at: dict[str, float] = {}
-    occurred: dict[str, int] = {}
     receipts: list[tuple[float, dict[str, Any]]] = []
     stop = threading.Event()
 
     def read_findings() -> None:
-        c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+        c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                          fetch_max_wait_ms=20)
         tps = [TopicPartition(names["secmon.findings"], p) for p in range(4)]
         c.assign(tps)
         c.seek_to_beginning(*tps)
         while not stop.is_set():
-            for recs in c.poll(timeout_ms=50).values():
+            for recs in c.poll(timeout_ms=20).values():
                 now = time.time()
                 receipts.extend((now, orjson.loads(r.value)) for r in recs)
         c.close()
 
     reader = threading.Thread(target=read_findings, daemon=True)
     reader.start()
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks=1)
-    # Event time must run with the wall clock here, as it does live: the simulated days are
-    # squeezed into seconds, so each event is re-stamped with the time it is sent.
-    start = time.perf_counter()
-    for i in range(total):
-        due = start + i / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        doc = orjson.loads(events.lines[i])
-        now = time.time()
-        doc["occurred_at"] = iso_ms(int(now * 1000))
-        eid = doc["event_id"]
-        sent_at[eid] = now
-        occurred[eid] = parse_ts_ms(doc["occurred_at"])
-        producer.send(names[events.topics[i]], key=events.keys[i], value=orjson.dumps(doc))
-    producer.flush()
-    offered = total / (time.perf_counter() - start)
+    sent_file = tmp / f"{prefix}.sent.json"
+    child = multiprocessing.get_context("fork").Process(
+        target=_produce_at_rate, args=(bootstrap, names, events, total, rate, sent_file))
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise RuntimeError(f"the producer process failed (exit {child.exitcode})")
+    sent = orjson.loads(sent_file.read_bytes())
+    sent_at: dict[str, float] = sent["sent_at"]
     time.sleep(5)
     stop.set()
     reader.join(10)
     service.stop()
     thread.join(60)
     lat: list[float] = []
+    by_kind: dict[str, list[float]] = {}
     timer_driven = 0
     for received, f in receipts:
         ev_ids = [e for e in f["evidence"] if e in sent_at]
         if not ev_ids:
             continue
-        trigger = max(ev_ids, key=lambda e: occurred[e])
-        if parse_ts_ms(f["detected_at"]) != occurred[trigger]:
+        trigger = max(ev_ids, key=lambda e: sent_at[e])
+        if parse_ts_ms(f["detected_at"]) != int(sent_at[trigger] * 1000):
             timer_driven += 1  # fired by a timer (e.g. an SLA), not by an event: no event latency
             continue
-        lat.append((received - sent_at[trigger]) * 1000)
-    lat.sort()
+        ms = (received - sent_at[trigger]) * 1000
+        lat.append(ms)
+        by_kind.setdefault(f["kind"], []).append(ms)
 
-    def q(p: float) -> float | None:
-        return round(lat[min(len(lat) - 1, int(p * len(lat)))], 1) if lat else None
+    def q(values: list[float], p: float) -> float | None:
+        values = sorted(values)
+        return round(values[min(len(values) - 1, int(p * len(values)))], 1) if values else None
 
-    return {"offered_events_per_s": round(offered), "events": total, "findings_measured": len(lat),
-            "timer_driven_findings": timer_driven, "p50_ms": q(0.50), "p99_ms": q(0.99),
-            "max_ms": round(lat[-1], 1) if lat else None,
-            "mean_ms": round(statistics.fmean(lat), 1) if lat else None}
+    return {"offered_events_per_s": round(sent["offered"]), "events": total, "findings_measured": len(lat),
+            "timer_driven_findings": timer_driven, "p50_ms": q(lat, 0.50), "p99_ms": q(lat, 0.99),
+            "max_ms": round(max(lat), 1) if lat else None,
+            "mean_ms": round(statistics.fmean(lat), 1) if lat else None,
+            "by_kind": {k: {"n": len(v), "p50_ms": q(v, 0.5), "p99_ms": q(v, 0.99)} for k, v in sorted(by_kind.items())}}
 
 
 # -- 5. memory per account ---------------------------------------------------------------
@@ -231,8 +253,13 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=10_000, help="offered rate for the latency run")
     ap.add_argument("--latency-seconds", type=float, default=15)
     ap.add_argument("--memory", default="100000,1000000", help="account counts for the memory runs ('' to skip)")
-    ap.add_argument("--quick", action="store_true", help="smaller runs (smoke)")
+    ap.add_argument("--quick", action="store_true", help="1,000 accounts × 1 day, 5 s of latency, 20k accounts of memory (smoke)")
+    ap.add_argument("--only", default="engine,e2e,latency,memory",
+                    help="comma-separated parts to run (engine, e2e, latency, memory)")
     args = ap.parse_args()
+    parts = set(args.only.split(","))
+    if args.quick:
+        args.accounts, args.days, args.latency_seconds, args.memory = 1000, 1, 5.0, "20000"
     tmp = Path(tempfile.mkdtemp(prefix="secmon-bench-"))
     if args.events is None:
         from secmon.sim.generate import simulate, write
@@ -248,33 +275,47 @@ def main() -> None:
         "detectors": sorted(REGISTRY),
     }
     log(f"{n} events from {args.events}")
-    results["engine_only_all_detectors"] = engine_only(args.events, {})
-    results["engine_only_no_detectors"] = engine_only(args.events, ALL_OFF)
-    eo = results["engine_only_all_detectors"]
-    log(f"engine only: {eo['events_per_s']:,.0f} ev/s all detectors; "
-        f"{results['engine_only_no_detectors']['events_per_s']:,.0f} ev/s none")
+    if "engine" in parts:
+        results["engine_only_all_detectors"] = engine_only(args.events, {})
+        results["engine_only_no_detectors"] = engine_only(args.events, ALL_OFF)
+        eo = results["engine_only_all_detectors"]
+        log(f"engine only: {eo['events_per_s']:,.0f} ev/s all detectors; "
+            f"{results['engine_only_no_detectors']['events_per_s']:,.0f} ev/s none")
     with EmbeddedBroker() as broker:
-        prefix = new_prefix()
-        names = create_topics(broker.bootstrap, prefix)
-        results["produce_events_per_s"] = produce(broker.bootstrap, names, events)
-        results["raw_ceiling_events_per_s"] = raw_ceiling(broker.bootstrap, names, n)
-        log(f"raw kafka-python consume+decode ceiling: {results['raw_ceiling_events_per_s']:,.0f} ev/s")
-        results["e2e_no_detectors"] = secmon_end_to_end(broker.bootstrap, prefix, prefix + "c", n, tmp, ALL_OFF)
-        log(f"secmon end to end, core only: {results['e2e_no_detectors']['events_per_s']:,.0f} ev/s")
-        results["e2e_all_detectors"] = secmon_end_to_end(broker.bootstrap, prefix, prefix + "a", n, tmp, {})
-        log(f"secmon end to end, all detectors: {results['e2e_all_detectors']['events_per_s']:,.0f} ev/s")
-        ceiling = results["raw_ceiling_events_per_s"]
-        results["e2e_core_share_of_ceiling"] = round(results["e2e_no_detectors"]["events_per_s"] / ceiling, 3)
-        results["e2e_all_share_of_ceiling"] = round(results["e2e_all_detectors"]["events_per_s"] / ceiling, 3)
-        results["latency"] = latency_at_rate(broker.bootstrap, events, tmp, args.rate, args.latency_seconds)
-        log(f"latency at {args.rate:,} ev/s offered: {results['latency']}")
-    for count in [int(x) for x in args.memory.split(",") if x]:
-        results[f"memory_{count}_accounts"] = memory_per_account(count)
-        log(f"memory with {count:,} accounts: {results[f'memory_{count}_accounts']}")
+        if "latency" in parts:  # first, on a quiet broker
+            results["latency"] = latency_at_rate(broker.bootstrap, events, tmp, args.rate, args.latency_seconds)
+            log(f"latency at {args.rate:,} ev/s offered: {results['latency']}")
+        if "e2e" in parts:
+            e2e(broker.bootstrap, events, tmp, results)
+    if "memory" in parts:
+        memory(args.memory, results)
     results["bench_max_rss_mib"] = round(max_rss_mib(), 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     print(json.dumps(results, indent=2, sort_keys=True))
+
+
+def e2e(bootstrap: str, events: EventSet, tmp: Path, results: dict[str, Any]) -> None:
+    """The raw consume+decode ceiling and secmon end to end, on the same pre-produced topics."""
+    n = len(events)
+    prefix = new_prefix()
+    names = create_topics(bootstrap, prefix)
+    results["produce_events_per_s"] = produce(bootstrap, names, events)
+    results["raw_ceiling_events_per_s"] = raw_ceiling(bootstrap, names, n)
+    log(f"raw kafka-python consume+decode ceiling: {results['raw_ceiling_events_per_s']:,.0f} ev/s")
+    results["e2e_no_detectors"] = secmon_end_to_end(bootstrap, prefix, prefix + "c", n, tmp, ALL_OFF)
+    log(f"secmon end to end, core only: {results['e2e_no_detectors']['events_per_s']:,.0f} ev/s")
+    results["e2e_all_detectors"] = secmon_end_to_end(bootstrap, prefix, prefix + "a", n, tmp, {})
+    log(f"secmon end to end, all detectors: {results['e2e_all_detectors']['events_per_s']:,.0f} ev/s")
+    ceiling = results["raw_ceiling_events_per_s"]
+    results["e2e_core_share_of_ceiling"] = round(results["e2e_no_detectors"]["events_per_s"] / ceiling, 3)
+    results["e2e_all_share_of_ceiling"] = round(results["e2e_all_detectors"]["events_per_s"] / ceiling, 3)
+
+
+def memory(counts: str, results: dict[str, Any]) -> None:
+    for count in [int(x) for x in counts.split(",") if x]:
+        results[f"memory_{count}_accounts"] = memory_per_account(count)
+        log(f"memory with {count:,} accounts: {results[f'memory_{count}_accounts']}")
 
 
 if __name__ == "__main__":
