@@ -30,4 +30,5 @@ lint: install
 	$(BIN)/ruff check secmon tests bench
 
 bench: install
+	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m bench.run

@@ -79,6 +79,10 @@ class KafkaConfig(_Base):
     heartbeat_interval_ms: int = 3_000
     max_poll_records: int = 5_000
     max_poll_interval_ms: int = 300_000
+    #: How long the broker may hold a fetch waiting for data.  Each hop (input, repartition)
+    #: can cost up to this much latency on brokers that hold fetches to the limit (Tansu
+    #: does); an idle worker makes about 1000/this fetch requests per second per broker.
+    fetch_max_wait_ms: int = 100
     #: Create missing topics at start-up (demo/dev); production topics are made by ops.
     create_topics: bool = True
     partitions: int = 4

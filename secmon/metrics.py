@@ -65,7 +65,7 @@ class Metrics:
         self.state_keys = Gauge("secmon_state_keys", "State keys held by this worker", ["scope"], registry=r)
         self.processing_latency = Histogram(
             "secmon_processing_latency_seconds",
-            "From the record's broker timestamp to its effects being durable",
+            "From a record's broker timestamp to the commit of the poll batch that brought it",
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
@@ -79,6 +79,12 @@ class Metrics:
             "secmon_assigned_partitions", "Partitions assigned to this worker", ["topic"], registry=r
         )
         self.checkpoints = Counter("secmon_checkpoints", "Task checkpoints written", registry=r)
+        self.checkpoint_duration = Histogram(
+            "secmon_checkpoint_duration_seconds",
+            "Time to write one checkpoint (state changes, offsets, the batch's effects); the loop waits",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.rebalances = Counter("secmon_rebalances", "Partitions revoked from this worker (rebalances)", registry=r)
         self.offset_commit_failures = Counter(
             "secmon_offset_commit_failures", "Kafka offset commits that failed (the store checkpoint is safe)",

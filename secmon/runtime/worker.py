@@ -121,6 +121,7 @@ class Worker:
         self.stopping = threading.Event()
         self._findings: list[Finding] = []
         self._dead: list[DeadLetter] = []
+        self._sampled_record_ms: list[int] = []
         self._last_checkpoint = 0
         self._consumer: KafkaConsumer | None = None
         self._paused = False
@@ -157,6 +158,7 @@ class Worker:
                 self._advance_idle(now, eng.idle_timeout_ms)
                 self._send_watermarks(now)
                 self._commit(now, force=False)
+                self._observe_latency()
                 if batch:
                     self.metrics.batch_duration.observe(time.perf_counter() - started)
                 self._refresh_gauges(consumer, now)
@@ -214,7 +216,7 @@ class Worker:
             rt.fetched[tp.topic] = records[-1].offset + 1
             for et, n in counts.items():
                 consumed.labels(tp.topic, et).inc(n)
-            self._observe_latency(records, now)
+            self._sample_record_times(records)
             rt.last_event_wall = now
         if snapshots and self.on_snapshots is not None:
             self.on_snapshots(snapshots)
@@ -299,13 +301,23 @@ class Worker:
 
         return input_state
 
-    def _observe_latency(self, records: list[Any], now: int) -> None:
-        # Sample the first and last record of each partition batch (not every record).
+    def _sample_record_times(self, records: list[Any]) -> None:
+        # The first and last record of each partition batch (not every record); observed
+        # once the batch's effects are durable (``_observe_latency``).
         for rec in (records[0], records[-1]):
             if rec.timestamp and rec.timestamp > 0:
-                self.metrics.processing_latency.observe(max(0, now - rec.timestamp) / 1000)
+                self._sampled_record_ms.append(rec.timestamp)
 
-    def _send_watermarks(self, now: int, min_interval_ms: int = 50) -> None:
+    def _observe_latency(self) -> None:
+        if not self._sampled_record_ms:
+            return
+        now = self.clock()
+        observe = self.metrics.processing_latency.observe
+        for ts in self._sampled_record_ms:
+            observe(max(0, now - ts) / 1000)
+        self._sampled_record_ms.clear()
+
+    def _send_watermarks(self, now: int, min_interval_ms: int = 20) -> None:
         """Tell every source task how far each account task has got (see ``WATERMARK``).
 
         Sent after the batch's forwarded records on the same producer, so on each repartition
@@ -344,6 +356,7 @@ class Worker:
         self._dead.clear()
         changes = None
         runtimes = [*self.account.values(), *self.source.values()]
+        started = time.perf_counter()
         if checkpoint and runtimes:
             self.repartitioner.flush()
             self.producer.flush()  # forwarded records durable before their inputs' offsets
@@ -357,6 +370,7 @@ class Worker:
         for f in new:
             self.metrics.findings.labels(f.kind, f.severity).inc()
         if changes is not None:
+            self.metrics.checkpoint_duration.observe(time.perf_counter() - started)
             self._last_checkpoint = now
             for rt in runtimes:
                 rt.last_checkpoint_wall = now

@@ -31,7 +31,7 @@ def make_consumer(cfg: KafkaConfig, *, group: bool = True, **overrides: Any) -> 
         "client_id": cfg.client_id,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
-        "fetch_max_wait_ms": 100,
+        "fetch_max_wait_ms": cfg.fetch_max_wait_ms,
         "max_partition_fetch_bytes": 8 * 1024 * 1024,
         "fetch_max_bytes": 64 * 1024 * 1024,
         "max_poll_records": cfg.max_poll_records,

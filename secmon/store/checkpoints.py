@@ -17,6 +17,18 @@ _meta_dec = msgspec.msgpack.Decoder(TaskMeta)
 _DELETE_CHUNK = 500
 
 
+def _upsert_state_sql(paramstyle: str) -> str:
+    """The state upsert as plain SQL for the driver's ``executemany``: a checkpoint writes
+    tens of thousands of rows while the consume loop waits, and building them through
+    SQLAlchemy costs ~3× as much (measured: 20k rows, 115 ms vs 41 ms on SQLite)."""
+    ph = "?" if paramstyle == "qmark" else "%s"
+    return (
+        'INSERT INTO task_state (app_id, task_id, detector, "key", value) '
+        f"VALUES ({ph}, {ph}, {ph}, {ph}, {ph}) "
+        'ON CONFLICT (app_id, task_id, detector, "key") DO UPDATE SET value = excluded.value'
+    )
+
+
 class CheckpointStore:
     """Reads and writes task checkpoints for one ``app_id`` (deployment)."""
 
@@ -26,18 +38,16 @@ class CheckpointStore:
 
     def save(self, conn: Connection, changes: Iterable[TaskChanges], now_ms: int) -> int:
         """Write the changes of several tasks; returns the number of state rows written."""
-        state_rows: list[dict[str, object]] = []
+        state_rows: list[tuple[str, str, str, str, bytes]] = []
         meta_rows = []
         n = 0
         for ch in changes:
             meta_rows.append(
                 {"app_id": self.app_id, "task_id": ch.task_id, "meta": _meta_enc.encode(ch.meta), "updated_ms": now_ms}
             )
+            app, task = self.app_id, ch.task_id
             for det, rows in ch.changed.items():
-                for key, value in rows.items():
-                    state_rows.append(
-                        {"app_id": self.app_id, "task_id": ch.task_id, "detector": det, "key": key, "value": value}
-                    )
+                state_rows.extend([(app, task, det, key, value) for key, value in rows.items()])
             for det, keys in ch.removed.items():
                 for i in range(0, len(keys), _DELETE_CHUNK):
                     conn.execute(
@@ -52,7 +62,8 @@ class CheckpointStore:
                     )
         n = len(state_rows)
         upsert(conn, task_checkpoint, meta_rows, ["app_id", "task_id"])
-        upsert(conn, task_state, state_rows, ["app_id", "task_id", "detector", "key"])
+        if state_rows:
+            conn.exec_driver_sql(_upsert_state_sql(conn.dialect.paramstyle), state_rows)
         return n
 
     def load(self, task_id: str) -> tuple[TaskMeta, list[tuple[str, str, bytes]]] | None:
