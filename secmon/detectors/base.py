@@ -160,6 +160,10 @@ class KeyedState(Generic[S]):
         return iter(self._data.items())
 
     # -- checkpointing (engine only) -------------------------------------------------
+    def pending_changes(self) -> int:
+        """Keys changed or removed since the last :meth:`drain_changes`."""
+        return len(self._dirty) + len(self._removed)
+
     def drain_changes(self) -> tuple[dict[str, S], set[str]]:
         """Keys changed and keys removed since the last call."""
         changed = {k: self._data[k] for k in self._dirty if k in self._data}

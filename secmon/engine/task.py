@@ -372,6 +372,10 @@ class Task:
         log.exception("detector %s failed in task %s", name, self.task_id)
 
     # -- checkpoints ---------------------------------------------------------------------
+    def pending_changes(self) -> int:
+        """State rows the next checkpoint will write (or delete)."""
+        return sum(det.state.pending_changes() for det in self.detectors)
+
     def changes(self) -> TaskChanges:
         """Drain what changed since the last call, ready to be written with the offsets."""
         out = TaskChanges(task_id=self.task_id, meta=self.meta())

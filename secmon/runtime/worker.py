@@ -348,14 +348,18 @@ class Worker:
 
     # -- commit --------------------------------------------------------------------------
     def _commit(self, now: int, force: bool) -> None:
-        interval = self.config.engine.checkpoint_interval_ms
-        checkpoint = force or (now - self._last_checkpoint >= interval)
+        eng = self.config.engine
+        runtimes = [*self.account.values(), *self.source.values()]
+        checkpoint = (
+            force
+            or now - self._last_checkpoint >= eng.checkpoint_interval_ms
+            or sum(rt.task.pending_changes() for rt in runtimes) >= eng.checkpoint_max_changes
+        )
         findings = self._findings[:]
         self._findings.clear()
         dead = self._dead[:]
         self._dead.clear()
         changes = None
-        runtimes = [*self.account.values(), *self.source.values()]
         started = time.perf_counter()
         if checkpoint and runtimes:
             self.repartitioner.flush()

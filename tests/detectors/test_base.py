@@ -27,3 +27,16 @@ def test_expire_after_restore_in_any_order() -> None:
     state.put("new", KeyState(), 600)
     assert state.expire(watermark_ms=650) == 1  # horizon 550: fresh (500) goes, new stays
     assert [k for k, _ in state.items()] == ["new"]
+
+
+def test_pending_changes_counts_what_the_next_checkpoint_writes() -> None:
+    """The worker checkpoints early once this many keys changed (``checkpoint_max_changes``)."""
+    state: KeyedState[KeyState] = KeyedState(KeyState, ttl_ms=100)
+    state.put("a", KeyState(), 0)
+    state.put("a", KeyState(), 5)  # the same key twice is one row
+    state.put("b", KeyState(), 10)
+    state.delete("b")  # a deleted key is a row to delete, not one to write
+    assert state.pending_changes() == 2
+    changed, removed = state.drain_changes()
+    assert (list(changed), removed) == (["a"], {"b"})
+    assert state.pending_changes() == 0
