@@ -57,7 +57,7 @@ def test_admins_manage_tokens_over_the_api(sqlite_world: World) -> None:
     assert new["info"]["expires_ms"] == NOW + 86_400_000
     assert w.client.get("/api/v1/me", headers={"Authorization": f"Bearer {new['token']}"}).json()["actor"] == "token:bot"
     listed = w.client.get("/api/v1/tokens", headers=w.auth("admin")).json()
-    assert new["token"].split("_")[2] not in str(listed) and {t["name"] for t in listed} >= {"bot", "admin-1"}
+    assert new["token"].split("_", 2)[2] not in str(listed) and {t["name"] for t in listed} >= {"bot", "admin-1"}
     assert w.client.delete("/api/v1/tokens/0123456789abcdef", headers=w.auth("admin")).status_code == 404
     assert w.client.post("/api/v1/tokens", json={"name": "   ", "role": "admin"}, headers=w.auth("admin")).status_code == 400
 
@@ -72,7 +72,7 @@ def test_the_cli_creates_lists_and_revokes_tokens(tmp_path: Path, capsys: pytest
     assert info is not None and info.role == "support_agent" and info.name == "bob"
     assert main(["api", "token", "list", "--config", str(cfg)]) == 0
     listing = capsys.readouterr().out
-    assert info.token_id in listing and "active" in listing and token.split("_")[2] not in listing
+    assert info.token_id in listing and "active" in listing and token.split("_", 2)[2] not in listing
     assert main(["api", "token", "revoke", info.token_id, "--config", str(cfg)]) == 0
     assert main(["api", "token", "list", "--config", str(cfg)]) == 0
     assert "revoked" in capsys.readouterr().out
