@@ -76,6 +76,7 @@ class Dispatcher:
         #: refresh plus what :meth:`note_enqueued` reported since, so the bound holds between
         #: refreshes too.
         self.pending_total = 0
+        self._enqueued = 0  # rows reported by note_enqueued, ever
 
     # -- one pass ------------------------------------------------------------------------
     def run_once(self) -> int:
@@ -199,12 +200,17 @@ class Dispatcher:
         """The worker committed ``rows`` more outbox rows (at least one per new finding)."""
         with self._lock:
             self.pending_total += rows
+            self._enqueued += rows
 
     def refresh_metrics(self) -> None:
         now = self.clock()
+        with self._lock:
+            before = self._enqueued
         depth = self.outbox.depth()
         with self._lock:
-            self.pending_total = sum(count for count, _ in depth.values())
+            # Rows committed while the count ran may or may not be in it: count them again
+            # rather than lose them (too high pauses early for a moment; too low overruns).
+            self.pending_total = sum(count for count, _ in depth.values()) + self._enqueued - before
         for channel in self.sinks:
             count, oldest = depth.get(channel, (0, None))
             self.metrics.outbox_depth.labels(channel).set(count)
