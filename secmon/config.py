@@ -83,6 +83,9 @@ class KafkaConfig(_Base):
     #: can cost up to this much latency on brokers that hold fetches to the limit (Tansu
     #: does); an idle worker makes about 1000/this fetch requests per second per broker.
     fetch_max_wait_ms: int = 100
+    #: Longest wait for the producer to deliver before a checkpoint; past it the checkpoint
+    #: fails (and is retried) rather than blocking the loop, or shutdown, for ever.
+    flush_timeout_s: float = 30.0
     #: Create missing topics at start-up (demo/dev); production topics are made by ops.
     create_topics: bool = True
     partitions: int = 4

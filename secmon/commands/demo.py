@@ -8,6 +8,7 @@ wallet traffic into the broker at a gentle rate.  Ctrl-C stops everything cleanl
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -26,5 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def run(args: argparse.Namespace) -> int:
     from secmon.runtime.demo import Demo, DemoOptions
+    from secmon.sim.generate import MIN_ACCOUNTS
+
+    if args.accounts < MIN_ACCOUNTS:  # before anything starts, not in the traffic thread later
+        print(f"secmon demo: --accounts must be at least {MIN_ACCOUNTS} (every finding kind needs its own "
+              "accounts)", file=sys.stderr)
+        return 2
 
     return Demo(DemoOptions(**{k: getattr(args, k) for k in DemoOptions.__dataclass_fields__})).run()

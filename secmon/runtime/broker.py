@@ -7,6 +7,8 @@ a real Kafka cluster.
 
 from __future__ import annotations
 
+import ctypes
+import signal
 import socket
 import subprocess
 import time
@@ -67,7 +69,11 @@ class EmbeddedBroker:
 
     def start(self) -> EmbeddedBroker:
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT)
+        # Its own session: Ctrl-C in a terminal goes to the whole foreground group, and the
+        # broker must outlive the service's shutdown (the final checkpoint talks to it); the
+        # owner stops it last.  It still dies with its owner (see _die_with_parent).
+        self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT,
+                                     start_new_session=True, preexec_fn=_die_with_parent)
         try:
             wait_for_port(self.host, self.port)
         except BrokerError:
@@ -90,3 +96,16 @@ class EmbeddedBroker:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): SIGTERM when the parent dies, however it dies.
+    (Strictly, when the thread that started it ends: start brokers from a long-lived thread.)"""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the owner's stop() is the only way
+        pass
+
+
+_PR_SET_PDEATHSIG = 1

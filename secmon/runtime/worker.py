@@ -363,7 +363,9 @@ class Worker:
         started = time.perf_counter()
         if checkpoint and runtimes:
             self.repartitioner.flush()
-            self.producer.flush()  # forwarded records durable before their inputs' offsets
+            # Forwarded records durable before their inputs' offsets; bounded, so a broker
+            # that is gone fails the checkpoint (replayed later) instead of hanging shutdown.
+            self.producer.flush(timeout=self.config.kafka.flush_timeout_s)
             changes = []
             for rt in runtimes:
                 rt.task.offsets = rt.checkpoint_offsets()
