@@ -105,6 +105,18 @@ class SlaPolicy:
         raise ConfigError("alerts.cases: no working day within a year (workdays/holidays)")
 
 
+def format_duration(ms: int) -> str:
+    """``1d 3h``, ``2h 05m``, ``7m`` (for people: SLA countdowns, times to resolve)."""
+    minutes = ms // 60_000
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {mins:02d}m"
+    return f"{mins}m"
+
+
 def raise_priority(priority: str) -> str:
     """One step more urgent (P1 stays P1)."""
     i = PRIORITIES.index(priority)

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from secmon.alerts.policy import CATEGORIES
+from secmon.alerts.sla import format_duration
 from secmon.api.auth import Principal
 from secmon.api.i18n import LANG_COOKIE, LOCALES, Translator, negotiate
 
@@ -30,14 +31,7 @@ def fmt_ms(ms: int | None) -> str:
 
 def fmt_duration(ms: int) -> str:
     """``2h 05m``, ``3d 4h``, ``12m`` (sign dropped; the template says overdue or not)."""
-    minutes = abs(ms) // 60_000
-    days, rest = divmod(minutes, 1440)
-    hours, mins = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {mins:02d}m"
-    return f"{mins}m"
+    return format_duration(abs(ms))
 
 
 def make_environment() -> Environment:

@@ -42,16 +42,9 @@ def _date_ms(text: str) -> int:
 
 def duration(ms: int | None) -> str:
     """``1d 3h``, ``2h 05m``, ``7m``; ``-`` for none."""
-    if ms is None:
-        return "-"
-    minutes = ms // 60_000
-    days, rest = divmod(minutes, 1440)
-    hours, mins = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {mins:02d}m"
-    return f"{mins}m"
+    from secmon.alerts.sla import format_duration
+
+    return "-" if ms is None else format_duration(ms)
 
 
 def run_cases(args: argparse.Namespace) -> int:

@@ -208,14 +208,17 @@ def _case_page(request: Request, who: Principal, case_id: int, *, msg: str | Non
                   verification=verification)  # fmt: skip
 
 
-def _case_error(exc: CaseError) -> tuple[str, int]:
+def _case_error_page(request: Request, who: Principal, case_id: int, exc: CaseError) -> Response:
+    """The case page again, saying why the action was refused."""
     if isinstance(exc, CaseNotFound):
-        return "error.not_found", 404
-    if isinstance(exc, InvalidTransition):
-        return "error.transition", 409
-    if isinstance(exc, InvalidArgument):
-        return "error.argument", 422
-    return "error.generic", 400
+        key, status = "error.not_found", 404
+    elif isinstance(exc, InvalidTransition):
+        key, status = "error.transition", 409
+    elif isinstance(exc, InvalidArgument):
+        key, status = "error.argument", 422
+    else:
+        key, status = "error.generic", 400
+    return _case_page(request, who, case_id, error=key, status=status)
 
 
 @router.post("/cases/{case_id}/take")
@@ -225,8 +228,7 @@ async def take_case(request: Request, case_id: CaseId) -> Response:
     try:
         get_ctx(request).console.cases.assign(case_id, who.actor, actor=who.actor)
     except CaseError as exc:
-        key, code = _case_error(exc)
-        return _case_page(request, who, case_id, error=key, status=code)
+        return _case_error_page(request, who, case_id, exc)
     return _back(case_id, "taken")
 
 
@@ -238,8 +240,7 @@ async def comment_case(request: Request, case_id: CaseId) -> Response:
         get_ctx(request).console.cases.comment(case_id, data.get("text", "")[:10_000].replace("\x00", ""),
                                                actor=who.actor)  # fmt: skip
     except CaseError as exc:
-        key, code = _case_error(exc)
-        return _case_page(request, who, case_id, error=key, status=code)
+        return _case_error_page(request, who, case_id, exc)
     return _back(case_id, "commented")
 
 
@@ -251,8 +252,7 @@ async def status_case(request: Request, case_id: CaseId) -> Response:
     try:
         get_ctx(request).console.cases.change_status(case_id, data.get("status", ""), actor=who.actor, note=note)
     except CaseError as exc:
-        key, code = _case_error(exc)
-        return _case_page(request, who, case_id, error=key, status=code)
+        return _case_error_page(request, who, case_id, exc)
     return _back(case_id, "status")
 
 
@@ -266,8 +266,7 @@ async def verify_caller(request: Request, case_id: CaseId) -> Response:
     try:
         result = run_verification(request, who, code=code, case_id=case_id, account_id=None)
     except CaseError as exc:
-        key, status = _case_error(exc)
-        return _case_page(request, who, case_id, error=key, status=status)
+        return _case_error_page(request, who, case_id, exc)
     except ApiError as exc:  # the case is not about one account
         return _case_page(request, who, case_id, error="verify.no_account", status=exc.status)
     status = 429 if result.outcome == "rate_limited" else 200
