@@ -34,6 +34,7 @@ from secmon.runtime.commit import BatchCommitter, FeedEffects
 from secmon.store.checkpoints import CheckpointStore
 from secmon.store.db import open_database
 from tests.helpers.events import T0
+from tests.helpers.waiting import wait_until as _wait_until
 
 NOT_ME_KEY = "test-not-me-signing-key-0123456789"
 #: Wall-clock "now" of the tests that pass time explicitly (a Wednesday, 2026-11-04 10:00 UTC).
@@ -297,12 +298,7 @@ def alertmanager(tmp_path: Path) -> Iterator[Alertmanager]:
 
 
 def wait_until(predicate: Callable[[], Any], timeout_s: float = 20, interval_s: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return bool(predicate())
+    return _wait_until(predicate, timeout_s, interval_s)
 
 
 def port_is_free(port: int) -> bool:

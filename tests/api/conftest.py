@@ -5,10 +5,7 @@ TOTP secret store file."""
 from __future__ import annotations
 
 import os
-import time
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, select, text
+from sqlalchemy import Engine, select
 
 from secmon.alerts.wiring import build_effects
 from secmon.config import Config, load_config
@@ -30,7 +27,7 @@ from secmon.runtime.commit import BatchCommitter, FeedEffects
 from secmon.store.checkpoints import CheckpointStore
 from secmon.store.db import open_database
 from secmon.store.schema import outbox
-from tests.conftest import PG_ADMIN_URL, REPO
+from tests.conftest import REPO
 from tests.helpers.events import HOUR, MINUTE, T0
 
 REPO_ROOT = REPO
@@ -211,26 +208,3 @@ def sqlite_world(sqlite_url: str, tmp_path: Path, oidc: Oidc) -> Iterator[World]
     w.engine.dispose()
 
 
-@contextmanager
-def pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for a module-scoped fixture (dropped afterwards)."""
-    name = f"secmon_api_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
-
-
-def wait_until(predicate: Any, timeout_s: float = 10, interval_s: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return bool(predicate())

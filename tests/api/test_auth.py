@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from secmon.api.routes.docs import route_permissions
 from secmon.api.tokens import TokenStore
-from tests.api.conftest import AUDIENCE, DAY_MS_TEST, LOCKED, NOW, ROLES, Oidc, World, build_world, pg_database
+from tests.api.conftest import AUDIENCE, DAY_MS_TEST, LOCKED, NOW, ROLES, Oidc, World, build_world
+from tests.conftest import pg_database
 from tests.helpers.events import HOUR
 
 SUPPORT, ANALYST, ADMIN = ROLES

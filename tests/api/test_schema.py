@@ -15,7 +15,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.api.conftest import Oidc, World, build_world, pg_database
+from tests.api.conftest import Oidc, World, build_world
+from tests.conftest import pg_database
 
 EXAMPLES = 25
 

@@ -18,7 +18,8 @@ from secmon.api.tokens import TokenStore
 from secmon.config import load_config
 from secmon.runtime.broker import free_port
 from secmon.store.db import open_database
-from tests.api.conftest import Oidc, build_world, commit_all, finding, wait_until
+from tests.api.conftest import Oidc, build_world, commit_all, finding
+from tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 

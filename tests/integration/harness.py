@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from kafka.admin import NewTopic
 
 from secmon.runtime.broker import free_port
 from tests.helpers.events import topic_of
+from tests.helpers.waiting import wait_until as _wait_until
 
 INPUTS = ("auth.events", "wallet.events", "account.snapshots")
 
@@ -190,10 +191,5 @@ class Worker:
         return self.proc.wait(timeout_s)
 
 
-def wait_until(predicate, timeout_s: float = 60, interval_s: float = 0.3) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return bool(predicate())
+def wait_until(predicate: Callable[[], Any], timeout_s: float = 60, interval_s: float = 0.3) -> bool:
+    return _wait_until(predicate, timeout_s, interval_s)
