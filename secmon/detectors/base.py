@@ -11,6 +11,9 @@ and optionally
     on_batch_end(ctx)         # once per poll batch: for micro-batched work (model scoring)
     on_finding(finding, ctx)  # a finding of another detector of the same task (``finding_kinds``)
 
+A detector that treats its event types differently may map each type to its own method in
+``handlers()``; the engine then calls that method directly (one call per event, not two).
+
 It never touches Kafka, files, the database, HTTP or metrics, and never reads the wall clock:
 time is the event's ``ts`` or ``ctx.now_ms`` (the task's stream time).  That keeps detectors
 deterministic (a replay gives byte-identical findings) and testable with plain lists.
@@ -102,13 +105,18 @@ class KeyedState(Generic[S]):
     the TTL: its cost follows the expired keys, not all keys (a full scan every minute of
     event time costs seconds per minute with 10^5 accounts).  A key stamped out of event-time
     order (a late event) expires once the keys used before it have.
+
+    The stamp is renewed (and the key moved last) only once it is ``ttl_ms / 64`` old: a
+    key used again and again (an account logging in all day) then costs a set insertion per
+    ``put``, not a dict delete-and-insert, and expires at most 1.6 % of its TTL early.
     """
 
-    __slots__ = ("_data", "_dirty", "_removed", "_unordered", "get", "state_type", "ttl_ms")
+    __slots__ = ("_data", "_dirty", "_removed", "_restamp_ms", "_unordered", "get", "state_type", "ttl_ms")
 
     def __init__(self, state_type: type[S], ttl_ms: int) -> None:
         self.state_type = state_type
         self.ttl_ms = ttl_ms
+        self._restamp_ms = ttl_ms // 64
         self._dirty: set[str] = set()
         self._removed: set[str] = set()
         self._unordered = False
@@ -121,10 +129,11 @@ class KeyedState(Generic[S]):
         self.get: Callable[[str], S | None] = data.get
 
     def put(self, key: str, value: S, now_ms: int) -> None:
-        value.t = now_ms
         data = self._data
-        if key in data:
-            del data[key]  # re-inserted last: the dict stays in order of last use
+        if now_ms - value.t >= self._restamp_ms:  # a new struct has t = 0
+            value.t = now_ms
+            if key in data:
+                del data[key]  # re-inserted last: the dict stays in order of last use
         data[key] = value
         self._dirty.add(key)
 
@@ -246,6 +255,12 @@ class Detector(ABC, Generic[C, S]):
     @abstractmethod
     def on_event(self, event: Any, ctx: Context) -> None:
         """Handle one event (``Event`` for account detectors, ``SourceRecord`` for source ones)."""
+
+    def handlers(self) -> dict[str, Callable[[Any, Context], None]]:
+        """The method the engine calls for each event type: ``on_event`` for every type of
+        ``event_types`` unless overridden.  A detector that dispatches on the event's type
+        returns one method per type instead, which saves a call on the hot path."""
+        return dict.fromkeys(self.event_types, self.on_event)
 
     def on_timer(self, key: str, tag: str, ctx: Context) -> None:
         """A timer set with ``ctx.schedule`` came due."""

@@ -205,6 +205,9 @@ class BruteForce(Detector[BruteForceConfig, LoginState]):
     def on_event(self, event: Any, ctx: Context) -> None:
         self._dispatch[type(event)](event, ctx)
 
+    def handlers(self) -> dict[str, Callable[[Any, Context], None]]:
+        return {t.event_type: h for t, h in self._dispatch.items()}
+
     # -- failures ------------------------------------------------------------------------
     def _failed(self, e: LoginFailed, ctx: Context) -> None:
         reason = e.payload.reason

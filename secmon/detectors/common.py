@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import socket
+import struct
 import zlib
 from bisect import bisect_left
 from functools import lru_cache
@@ -72,10 +73,18 @@ def subnet_of(ip: str) -> str | None:
         packed = socket.inet_pton(socket.AF_INET6, ip.split("%", 1)[0])
     except (OSError, ValueError):
         return None
-    groups = [(packed[i] << 8) | packed[i + 1] for i in range(0, 8, 2)]
-    while groups and groups[-1] == 0:
-        groups.pop()  # the host half is zero: the longest zero run always ends the address
-    return ":".join(f"{g:x}" for g in groups) + "::/64"
+    groups = _NETWORK_GROUPS(packed)
+    if groups[3]:  # the usual case: the host half is the only zero run, compressed to "::"
+        a, b, c, d = groups
+        return f"{a:x}:{b:x}:{c:x}:{d:x}::/64"
+    n = 3
+    while n and groups[n - 1] == 0:
+        n -= 1  # trailing zero groups join the host half's run
+    return ":".join(f"{g:x}" for g in groups[:n]) + "::/64"
+
+
+#: The four 16-bit groups of an IPv6 address's network half.
+_NETWORK_GROUPS: Final = struct.Struct(">4H").unpack_from
 
 
 def device_print(device_id: str | None, ip: str | None) -> int:

@@ -46,13 +46,14 @@ key: a dict of recently active accounts (pruned to the tracking window, capped a
 running count of accounts that failed and never succeeded, a few capped lists and, only
 while a finding is open, a small slot struct.  Exact evaluation scans the dict, so it runs
 only when the running counts make a finding possible, and at most once per
-``eval_interval_ms``.
+``eval_interval_ms`` — or ``spraying.eval_interval_ms`` at a level only spraying is reported at
+(the ASN): a spray unfolds over hours, and an ASN's dict is the largest to scan.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any, Final
 
@@ -79,6 +80,9 @@ _LEVELS: Final = ("ip", "net", "asn")
 #: A state key's level from its first letter (``ip:``, ``net:``, ``asn:``).
 _LEVEL_OF: Final = {"i": "ip", "n": "net", "a": "asn"}
 _NEVER: Final = 2**62
+#: A success of an account already succeeding at a source is recorded again (its last
+#: activity moved on) only after this long: users log in many times a day from one place.
+_SUCCESS_REFRESH_MS: Final = 10 * MINUTE_MS
 
 
 class _Options(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -118,6 +122,10 @@ class SprayingOptions(_Options, frozen=True, kw_only=True):
     breadth_levels: tuple[str, ...] = ("asn",)
     severity_tiers: tuple[int, ...] = (100, 1_000)
     levels: tuple[str, ...] = ("ip", "net", "asn")
+    #: Exact evaluation at a level only spraying is reported at (no stuffing there: by
+    #: default the ASN) at most this often.  Sprays take hours; stuffing levels keep the
+    #: detector's ``eval_interval_ms``.
+    eval_interval_ms: int = 5 * MINUTE_MS
 
 
 class SharedEgressOptions(_Options, frozen=True, kw_only=True):
@@ -232,9 +240,14 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
         self._allowed: dict[str, bool] = {}
         self._keys: dict[str, tuple[int | None, tuple[str, ...]]] = {}
         self._cap_hi = c.max_accounts_tracked * 5 // 4
+        sp = c.spraying
+        #: Per level, how often the exact scan may run (see the module doc).
+        self._eval_every = {
+            level: c.eval_interval_ms if level in c.stuffing.levels else max(c.eval_interval_ms, sp.eval_interval_ms)
+            for level in _LEVELS
+        }
         #: Per level, the failing accounts from which a scan may find stuffing and spraying
         #: (a cheap pre-check before the exact scan; _NEVER where the rule does not apply).
-        sp = c.spraying
         self._pre_check = {
             level: (
                 c.stuffing.min_accounts if level in c.stuffing.levels else _NEVER,
@@ -266,14 +279,24 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
 
     # -- per record ----------------------------------------------------------------------
     def on_event(self, r: SourceRecord, ctx: Context) -> None:
-        """A login from the source.  Successes are recorded only at sources with failing
-        accounts: a success is what shows a failing account to be a user with a typo, and
-        many succeeding accounts make a source shared egress; a success elsewhere changes
-        nothing (the common case, kept cheap: no call beyond the state lookups)."""
+        """A login from the source (the engine calls the ``handlers`` directly)."""
         if r.event_type == "login.failed":
-            if r.reason in self._counted:
-                self._failure(r, ctx)
-            return
+            self._failed(r, ctx)
+        else:
+            self._succeeded(r, ctx)
+
+    def handlers(self) -> dict[str, Callable[[Any, Context], None]]:
+        return {"login.failed": self._failed, "login.succeeded": self._succeeded}
+
+    def _failed(self, r: SourceRecord, ctx: Context) -> None:
+        if r.reason in self._counted:
+            self._failure(r, ctx)
+
+    def _succeeded(self, r: SourceRecord, ctx: Context) -> None:
+        """Successes are recorded only at sources with failing accounts: a success is what
+        shows a failing account to be a user with a typo, and many succeeding accounts make a
+        source shared egress; a success elsewhere changes nothing (the common case, kept
+        cheap: no call beyond the state lookups)."""
         ip, asn = r.ip, r.asn
         if self._has_allowlist and self._is_allowed(ip, asn):
             return
@@ -300,6 +323,8 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
                 acc[acct] = [0, 1, 0, ts, 0]
                 if len(acc) > self._cap_hi:
                     _shrink(s, self.config.max_accounts_tracked)
+            elif e[_S] and ts - e[_L] < _SUCCESS_REFRESH_MS:
+                continue  # a success on record, recent: another one changes nothing (no write)
             else:
                 if e[_F] and not e[_S]:
                     s.fo -= 1
@@ -418,7 +443,7 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
         stuff_pre = (
             fo >= stuff_min and len(s.att) >= c.stuffing.min_attempts and s.att[0] >= ts - c.stuffing.window_ms
         )
-        if (stuff_pre or fo >= spray_min or st_open or sp_open) and ts - s.eval_at >= c.eval_interval_ms:
+        if (stuff_pre or fo >= spray_min or st_open or sp_open) and ts - s.eval_at >= self._eval_every[level]:
             s.eval_at = ts
             self._scan(keys, states, i, level, ts, asn, st_open, sp_open, ctx)
             st_open = s.st is not None and ts - s.st.last <= c.stuffing.window_ms

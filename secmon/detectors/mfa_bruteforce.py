@@ -13,6 +13,7 @@ only when the severity rises or, after a cooldown, the count has doubled.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from secmon.contract import LoginFailed, MfaChallengeFailed, MfaChallengeSucceeded, Subject
@@ -93,7 +94,21 @@ class MfaBruteforce(Detector[MfaBruteforceConfig, MfaState]):
     def on_event(self, e: Any, ctx: Context) -> None:
         if type(e) is MfaChallengeSucceeded:
             self._succeeded(e, ctx)
-        elif type(e) is MfaChallengeFailed or (type(e) is LoginFailed and e.payload.reason == "bad_mfa"):
+        elif type(e) is MfaChallengeFailed:
+            self._failed(e, ctx)
+        elif type(e) is LoginFailed:
+            self._login_failed(e, ctx)
+
+    def handlers(self) -> dict[str, Callable[[Any, Context], None]]:
+        out: dict[str, Callable[[Any, Context], None]] = {
+            "mfa.challenge_succeeded": self._succeeded,
+            "mfa.challenge_failed": self._failed,
+            "login.failed": self._login_failed,
+        }
+        return {t: h for t, h in out.items() if t in self.event_types}
+
+    def _login_failed(self, e: LoginFailed, ctx: Context) -> None:
+        if e.payload.reason == "bad_mfa":
             self._failed(e, ctx)
 
     def _failed(self, e: MfaChallengeFailed | LoginFailed, ctx: Context) -> None:

@@ -112,6 +112,9 @@ class MfaPosture(Detector[MfaPostureConfig, PostureState]):
     def on_event(self, event: Any, ctx: Context) -> None:
         self._dispatch[type(event)](event, ctx)
 
+    def handlers(self) -> dict[str, Callable[[Any, Context], None]]:
+        return {t.event_type: h for t, h in self._dispatch.items()}
+
     # -- posture ---------------------------------------------------------------------------
     def _snapshot(self, e: AccountSnapshot, ctx: Context) -> None:
         c = self.config

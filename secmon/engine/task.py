@@ -101,13 +101,16 @@ class Task:
         self.expire_every_ms = expire_every_ms
         self.hooks = hooks or TaskHooks()
 
-        #: event type → (name, ``on_event``) of the detectors that want it (bound once here:
+        #: event type → (name, handler) of the detectors that want it (bound once here:
         #: looked up per event and detector otherwise).
         self.route: dict[str, list[tuple[str, Callable[[Any, Task], None]]]] = {}
         self.finding_route: dict[str, list[Detector[Any, Any]]] = {}
         for det in self.detectors:
-            for et in det.event_types:
-                self.route.setdefault(et, []).append((det.name, det.on_event))
+            handlers = det.handlers()
+            if set(handlers) != set(det.event_types):
+                raise ValueError(f"detector {det.name}: handlers() must cover exactly its event_types")
+            for et in sorted(det.event_types):
+                self.route.setdefault(et, []).append((det.name, handlers[et]))
             for kind in det.finding_kinds:
                 self.finding_route.setdefault(kind, []).append(det)
         self._batch_end = [d for d in self.detectors if type(d).on_batch_end is not Detector.on_batch_end]
@@ -325,6 +328,8 @@ class Task:
         forward = self._forward_out
         geo = event.geo
         for key in keys:
+            seq = self._offset * 16 + self._fwd_n  # _next_seq, inlined (once per login)
+            self._fwd_n += 1
             forward(  # type: ignore[misc]
                 SourceRecord(
                     key=key,
@@ -338,7 +343,7 @@ class Task:
                     device_id=event.device_id,
                     reason=getattr(event.payload, "reason", None),
                     origin=self._origin,
-                    seq=self._next_seq(),
+                    seq=seq,
                 )
             )
 
