@@ -19,6 +19,7 @@ from secmon.detectors.registry import resolve
 from secmon.engine.pipeline import Pipeline
 from secmon.metrics import Metrics
 from secmon.runtime.commit import DLQ_CHANNEL, FINDINGS_CHANNEL, BatchCommitter, FeedEffects
+from secmon.runtime.inline_feed import InlineFeed
 from secmon.runtime.server import OpsServer
 from secmon.runtime.worker import Worker, task_hooks
 from secmon.sources.kafka import ensure_topics, make_consumer, make_producer, wait_for_broker
@@ -60,11 +61,12 @@ class Service:
         self.worker.stop()
 
 
-def _delivery_due(dispatcher: Dispatcher, new: list[Finding]) -> None:
+def _delivery_due(dispatcher: Dispatcher, new: list[Finding], inline: InlineFeed) -> None:
     """New findings mean new outbox rows (each at least one, for the feed): count them towards
-    the backpressure bound now, not at the next depth refresh, and wake the senders."""
+    the backpressure bound now, not at the next depth refresh, and wake the senders of the
+    channels the worker does not send itself."""
     dispatcher.note_enqueued(len(new))
-    dispatcher.wake()
+    dispatcher.wake(skip=inline.topics.keys())
 
 
 def worker_id(config: Config) -> str:
@@ -97,8 +99,9 @@ def build_service(config: Config, *, serve: bool = True, metrics: Metrics | None
     }
     d = config.delivery
     metrics.precreate([spec.name for spec in pipeline.specs], list(sinks))
+    wid = worker_id(config)
     dispatcher = Dispatcher(
-        Outbox(db, worker_id(config)),
+        Outbox(db, wid),
         sinks,
         metrics,
         batch_size=d.batch_size,
@@ -108,7 +111,18 @@ def build_service(config: Config, *, serve: bool = True, metrics: Metrics | None
         lease_ms=d.lease_ms,
     )
     checkpoints = CheckpointStore(db, config.app_id)
-    committer = BatchCommitter(db, checkpoints, [FeedEffects(), *wiring.build_effects(config, db, metrics)])
+    # The feed and the dead letters leave from the worker thread right after each commit
+    # (runtime/inline_feed.py); the dispatcher retries what fails and delivers the rest.
+    inline = InlineFeed(
+        producer,
+        {FINDINGS_CHANNEL: topics.findings, DLQ_CHANNEL: topics.dlq},
+        wid,
+        metrics,
+        busy=dispatcher.hold,
+    )
+    committer = BatchCommitter(
+        db, checkpoints, [FeedEffects(inline), *wiring.build_effects(config, db, metrics)], inline=inline
+    )
     worker = Worker(
         config,
         pipeline,
@@ -117,7 +131,7 @@ def build_service(config: Config, *, serve: bool = True, metrics: Metrics | None
         metrics,
         lambda: make_consumer(kafka),
         producer,
-        on_committed=lambda new: _delivery_due(dispatcher, new),
+        on_committed=lambda new: _delivery_due(dispatcher, new, inline),
     )
     worker.outbox_depth = lambda: dispatcher.pending_total
     worker.on_snapshots = wiring.build_snapshot_hook(config, db)

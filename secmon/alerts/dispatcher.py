@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from secmon.alerts.sinks.base import Delivered, Failed, Outcome, Retry, Sink
 from secmon.metrics import Metrics
@@ -196,6 +196,15 @@ class Dispatcher:
             log.info("recovered %d in-flight rows on %s (%d confirmed delivered)", len(stale), channel, len(done))
         return settled
 
+    def hold(self, ids: set[int], held: bool) -> None:
+        """Rows another sender in this process (the worker's :class:`InlineFeed`) is
+        delivering (``held``) or has settled: recovery leaves held rows alone."""
+        with self._lock:
+            if held:
+                self._delivering |= ids
+            else:
+                self._delivering -= ids
+
     def note_enqueued(self, rows: int) -> None:
         """The worker committed ``rows`` more outbox rows (at least one per new finding)."""
         with self._lock:
@@ -223,9 +232,11 @@ class Dispatcher:
         return delay + (item.id * 37) % max(1, delay // 4)  # deterministic jitter spreads retries
 
     # -- threads -------------------------------------------------------------------------
-    def wake(self) -> None:
-        for event in self._wakes.values():
-            event.set()
+    def wake(self, skip: Collection[str] = ()) -> None:
+        """Wake the channel threads (but those of ``skip``): there are rows to deliver."""
+        for channel, event in self._wakes.items():
+            if channel not in skip:
+                event.set()
 
     def start(self) -> None:
         self.recover(all_inflight=False)

@@ -10,7 +10,8 @@ repartition topic, a source task.  Per poll batch:
 3. end the batch (micro-batched scoring, timers), advance idle partitions by the wall clock;
 4. commit the batch (:class:`BatchCommitter`): findings gate + effects + dead letters, and
    every ``checkpoint_interval_ms`` the task checkpoints (after flushing the producer, so
-   forwarded records are durable before their input offsets are);
+   forwarded records are durable before their input offsets are); the committer's
+   :class:`InlineFeed` then sends the batch's feed rows and settles the earlier ones;
 5. commit the checkpointed offsets to Kafka (for lag monitoring and as a fallback).
 
 On assignment a task restores its checkpoint and the consumer seeks to its offsets; on
@@ -169,6 +170,11 @@ class Worker:
         try:
             if self.account or self.source:
                 self._commit(self.clock(), force=True)
+            inline = self.committer.inline
+            if inline is not None:  # the last batches' feed rows: wait for their acks, settle them
+                self.producer.flush(timeout=self.config.kafka.flush_timeout_s)
+                inline.wait_outcomes(self.config.kafka.flush_timeout_s)
+                self.committer.commit([], [], None, self.clock())
         except Exception:
             log.exception("final checkpoint failed; the gap will be replayed on restart")
         self.metrics.ready.set(0)
@@ -370,7 +376,7 @@ class Worker:
             for rt in runtimes:
                 rt.task.offsets = rt.checkpoint_offsets()
                 changes.append(rt.task.changes())
-        if not findings and not dead and not changes:
+        if not findings and not dead and not changes and not self.committer.has_outcomes():
             return
         new = self.committer.commit(findings, dead, changes, now)
         for f in new:

@@ -63,6 +63,56 @@ def enqueue(conn, messages: Sequence[OutboxMessage], now_ms: int) -> int:  # typ
     return len(insert_ignore(conn, outbox, rows, returning=(outbox.c.id,)))
 
 
+def enqueue_claimed(conn, messages: Sequence[OutboxMessage], now_ms: int, worker_id: str) -> list[OutboxItem]:  # type: ignore[no-untyped-def]
+    """Insert messages already claimed by ``worker_id`` (in flight), for a sender that delivers
+    them as soon as the transaction commits; returns the new rows as items (a message already
+    there, from a replayed batch, is skipped)."""
+    if not messages:
+        return []
+    by_key = {(m.channel, m.dedup_key): m for m in messages}
+    rows = [
+        {
+            "channel": m.channel,
+            "dedup_key": m.dedup_key,
+            "msg_key": m.msg_key,
+            "payload": m.payload,
+            "status": INFLIGHT,
+            "attempts": 0,
+            "next_attempt_ms": now_ms,
+            "created_ms": now_ms,
+            "claimed_ms": now_ms,
+            "claimed_by": worker_id,
+        }
+        for m in by_key.values()
+    ]
+    inserted = insert_ignore(conn, outbox, rows, returning=(outbox.c.id, outbox.c.channel, outbox.c.dedup_key))
+    items = []
+    for row_id, channel, dedup_key in inserted:
+        m = by_key[(channel, dedup_key)]
+        items.append(OutboxItem(row_id, channel, dedup_key, m.msg_key, m.payload, 0, now_ms, now_ms))
+    items.sort(key=lambda i: i.id)
+    return items
+
+
+def mark_sent_in(conn, ids: Sequence[int], now_ms: int) -> None:  # type: ignore[no-untyped-def]
+    """:meth:`Outbox.mark_sent` inside the caller's transaction."""
+    if ids:
+        conn.execute(
+            update(outbox).where(outbox.c.id.in_(list(ids))).values(status=SENT, sent_ms=now_ms, last_error=None)
+        )
+
+
+def release_in(conn, ids: Sequence[int], error: str) -> None:  # type: ignore[no-untyped-def]
+    """Put in-flight rows back to pending, due now, inside the caller's transaction (a send
+    that failed: the dispatcher retries it with its backoff)."""
+    if ids:
+        conn.execute(
+            update(outbox)
+            .where(and_(outbox.c.id.in_(list(ids)), outbox.c.status == INFLIGHT))
+            .values(status=PENDING, claimed_ms=None, claimed_by=None, last_error=error[:2000])
+        )
+
+
 _COLS = (
     outbox.c.id,
     outbox.c.channel,
@@ -166,11 +216,7 @@ class Outbox:
         if not ids:
             return
         with self.engine.begin() as conn:
-            conn.execute(
-                update(outbox)
-                .where(outbox.c.id.in_(list(ids)))
-                .values(status=SENT, sent_ms=now_ms, last_error=None)
-            )
+            mark_sent_in(conn, ids, now_ms)
 
     def mark_retry(self, item: OutboxItem, error: str, next_attempt_ms: int) -> None:
         with self.engine.begin() as conn:
