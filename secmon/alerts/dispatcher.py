@@ -172,8 +172,10 @@ class Dispatcher:
         self.metrics.deliveries.labels(channel, "dead").inc()
         log.error("outbox row %s on %s %s: %s", item.id, channel, why, error)
 
-    def recover(self, *, all_inflight: bool = False) -> int:
-        """Settle rows left in flight past their lease (or all, at start-up).
+    def recover(self, *, all_inflight: bool = False, mine: bool = False) -> int:
+        """Settle rows left in flight past their lease (or all); ``mine``: also those claimed
+        under this worker id (at start-up, from this worker's previous life: a pod restarted
+        under the same name need not wait for the lease).
 
         Rows this dispatcher's own threads are still delivering (a slow batch) are left alone."""
         now = self.clock()
@@ -182,7 +184,7 @@ class Dispatcher:
         for channel, sink in self.sinks.items():
             with self._lock:
                 busy = set(self._delivering)
-            stale = [i for i in self.outbox.stale_inflight(channel, cutoff) if i.id not in busy]
+            stale = [i for i in self.outbox.stale_inflight(channel, cutoff, mine=mine) if i.id not in busy]
             if not stale:
                 continue
             try:
@@ -239,7 +241,7 @@ class Dispatcher:
                 event.set()
 
     def start(self) -> None:
-        self.recover(all_inflight=False)
+        self.recover(mine=True)
         self._stop.clear()
         for channel in self.sinks:
             t = threading.Thread(target=self._channel_loop, args=(channel,), name=f"secmon-out-{channel}", daemon=True)

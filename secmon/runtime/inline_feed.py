@@ -10,8 +10,9 @@ them within ``linger_ms``), and the acknowledgements are settled (``sent``) in t
 transaction.  A failed send is put back to ``pending``, and the dispatcher retries it with
 its backoff.
 
-Nothing is lost or doubled: a crash after the commit leaves the rows in flight; once their
-lease ends, the dispatcher's recovery reads the topic back (:meth:`KafkaTopicSink.reconcile`,
+Nothing is lost or doubled: a crash after the commit leaves the rows in flight; at the
+restart of a worker with the same id, or once their lease ends on any worker, the
+dispatcher's recovery reads the topic back (:meth:`KafkaTopicSink.reconcile`,
 same dedup header) and re-sends only what is not there.  While a send is pending, the ids are
 registered with the dispatcher (``busy``) so that recovery does not touch them.
 """

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, and_, func, select, update
+from sqlalchemy import Engine, and_, func, or_, select, update
 
 from secmon.store.db import insert_ignore
 from secmon.store.schema import outbox
@@ -241,16 +241,19 @@ class Outbox:
                 .values(status=DEAD, attempts=item.attempts + 1, last_error=error[:2000])
             )
 
-    def stale_inflight(self, channel: str, claimed_before_ms: int, limit: int = 5000) -> list[OutboxItem]:
-        """Rows left in flight by a dispatcher that died (claimed before the lease ended)."""
+    def stale_inflight(
+        self, channel: str, claimed_before_ms: int, limit: int = 5000, *, mine: bool = False
+    ) -> list[OutboxItem]:
+        """Rows left in flight by a dispatcher that died (claimed before the lease ended);
+        ``mine``: also every row claimed under this worker id, whenever (at start-up, a
+        restarted worker with the same id has nothing in flight yet)."""
+        stale = outbox.c.claimed_ms < claimed_before_ms
+        if mine:
+            stale = or_(stale, outbox.c.claimed_by == self.worker_id)
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(*_COLS)
-                .where(
-                    outbox.c.status == INFLIGHT,
-                    outbox.c.channel == channel,
-                    outbox.c.claimed_ms < claimed_before_ms,
-                )
+                .where(outbox.c.status == INFLIGHT, outbox.c.channel == channel, stale)
                 .order_by(outbox.c.id)
                 .limit(limit)
             )

@@ -176,3 +176,17 @@ def test_rows_being_sent_inline_are_left_alone_by_recovery(setup: _Setup) -> Non
     assert inline.wait_outcomes(10)
     committer.commit([], [], None, now_ms=2_000)
     assert setup.statuses() == {SENT: 2}
+
+
+def test_a_restarted_worker_with_the_same_id_recovers_its_rows_at_once(setup: _Setup) -> None:
+    _, inline, _ = setup.committer(worker="pod-0")
+    batch = _findings(2, "f")
+    with setup.engine.begin() as conn:
+        FeedEffects(inline).apply(conn, batch, now_ms=1_000)
+    # pod-0 dies before sending and comes back under the same name, long before the lease ends.
+    clock = [1_001]
+    restarted = setup.dispatcher("pod-0", clock)
+    assert restarted.recover() == 0  # within the lease, another worker's rows would wait
+    assert restarted.recover(mine=True) == 2
+    assert restarted.run_once() == 2
+    assert sorted(setup.topic_ids()) == _wanted(batch)
