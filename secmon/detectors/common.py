@@ -74,17 +74,16 @@ def subnet_of(ip: str) -> str | None:
     except (OSError, ValueError):
         return None
     groups = _NETWORK_GROUPS(packed)
-    if groups[3]:  # the usual case: the host half is the only zero run, compressed to "::"
-        a, b, c, d = groups
-        return f"{a:x}:{b:x}:{c:x}:{d:x}::/64"
-    n = 3
+    n = 4
     while n and groups[n - 1] == 0:
-        n -= 1  # trailing zero groups join the host half's run
-    return ":".join(f"{g:x}" for g in groups[:n]) + "::/64"
+        n -= 1  # trailing zero groups join the host half's run, which is compressed to "::"
+    return _NETWORK_FORMATS[n].format(*groups)
 
 
-#: The four 16-bit groups of an IPv6 address's network half.
+#: The four 16-bit groups of an IPv6 address's network half, and the /64's text by how many
+#: of them are left before the "::".
 _NETWORK_GROUPS: Final = struct.Struct(">4H").unpack_from
+_NETWORK_FORMATS: Final = ("::/64", "{:x}::/64", "{:x}:{:x}::/64", "{:x}:{:x}:{:x}::/64", "{:x}:{:x}:{:x}:{:x}::/64")
 
 
 def device_print(device_id: str | None, ip: str | None) -> int:

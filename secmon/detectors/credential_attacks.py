@@ -231,6 +231,7 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
         c = config
         self._counted = frozenset(c.counted_reasons)
         self._levels = tuple(lv for lv in _LEVELS if lv in c.levels)
+        self._use_levels = tuple(lv in c.levels for lv in _LEVELS)
         self._track_ms = max(c.stuffing.window_ms, c.spraying.window_ms)
         allow = c.allowlist
         self._allow_ips = frozenset(str(ipaddress.ip_address(i)) for i in allow.ips)
@@ -388,17 +389,17 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
                 return cached[1]
         elif asn is None:
             return ()
-        levels = self._levels
-        keys: list[str] = []
+        # A new address (mobile carriers hand out one per session): built once, then cached.
+        use_ip, use_net, use_asn = self._use_levels
+        out: tuple[str, ...] = ()
         if ip:
-            net = subnet_of(ip)
-            if "ip" in levels:
-                keys.append(f"ip:{ip}")
-            if net is not None and "net" in levels:
-                keys.append(f"net:{net}")
-        if asn is not None and "asn" in levels:
-            keys.append(_asn_keys(asn)[0])
-        out = tuple(keys)
+            net = subnet_of(ip) if use_net else None
+            if use_ip:
+                out = ("ip:" + ip,) if net is None else ("ip:" + ip, "net:" + net)
+            elif net is not None:
+                out = ("net:" + net,)
+        if asn is not None and use_asn:
+            out += _asn_keys(asn)
         if ip:
             if len(self._keys) > 200_000:
                 self._keys.clear()
