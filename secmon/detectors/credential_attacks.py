@@ -230,7 +230,6 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
         super().__init__(config)
         c = config
         self._counted = frozenset(c.counted_reasons)
-        self._levels = tuple(lv for lv in _LEVELS if lv in c.levels)
         self._use_levels = tuple(lv in c.levels for lv in _LEVELS)
         self._track_ms = max(c.stuffing.window_ms, c.spraying.window_ms)
         allow = c.allowlist
@@ -241,6 +240,10 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
         self._allowed: dict[str, bool] = {}
         self._keys: dict[str, tuple[int | None, tuple[str, ...]]] = {}
         self._cap_hi = c.max_accounts_tracked * 5 // 4
+        self._by_type: dict[str, Callable[[Any, Context], None]] = {
+            "login.failed": self._failed,
+            "login.succeeded": self._succeeded,
+        }
         sp = c.spraying
         #: Per level, how often the exact scan may run (see the module doc).
         self._eval_every = {
@@ -281,13 +284,10 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
     # -- per record ----------------------------------------------------------------------
     def on_event(self, r: SourceRecord, ctx: Context) -> None:
         """A login from the source (the engine calls the ``handlers`` directly)."""
-        if r.event_type == "login.failed":
-            self._failed(r, ctx)
-        else:
-            self._succeeded(r, ctx)
+        self._by_type[r.event_type](r, ctx)
 
     def handlers(self) -> dict[str, Callable[[Any, Context], None]]:
-        return {"login.failed": self._failed, "login.succeeded": self._succeeded}
+        return dict(self._by_type)
 
     def _failed(self, r: SourceRecord, ctx: Context) -> None:
         if r.reason in self._counted:

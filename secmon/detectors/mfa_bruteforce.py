@@ -90,22 +90,17 @@ class MfaBruteforce(Detector[MfaBruteforceConfig, MfaState]):
             # this detector only when they are counted.
             self.event_types = self.event_types | {"login.failed"}  # type: ignore[misc]
         self._valid_codes = 2 * config.accepted_steps + 1
-
-    def on_event(self, e: Any, ctx: Context) -> None:
-        if type(e) is MfaChallengeSucceeded:
-            self._succeeded(e, ctx)
-        elif type(e) is MfaChallengeFailed:
-            self._failed(e, ctx)
-        elif type(e) is LoginFailed:
-            self._login_failed(e, ctx)
-
-    def handlers(self) -> dict[str, Callable[[Any, Context], None]]:
-        out: dict[str, Callable[[Any, Context], None]] = {
+        self._by_type: dict[str, Callable[[Any, Context], None]] = {
             "mfa.challenge_succeeded": self._succeeded,
             "mfa.challenge_failed": self._failed,
             "login.failed": self._login_failed,
         }
-        return {t: h for t, h in out.items() if t in self.event_types}
+
+    def on_event(self, e: Any, ctx: Context) -> None:
+        self._by_type[e.event_type](e, ctx)
+
+    def handlers(self) -> dict[str, Callable[[Any, Context], None]]:
+        return {t: h for t, h in self._by_type.items() if t in self.event_types}
 
     def _login_failed(self, e: LoginFailed, ctx: Context) -> None:
         if e.payload.reason == "bad_mfa":

@@ -328,8 +328,6 @@ class Task:
         forward = self._forward_out
         geo = event.geo
         for key in keys:
-            seq = self._offset * 16 + self._fwd_n  # _next_seq, inlined (once per login)
-            self._fwd_n += 1
             forward(  # type: ignore[misc]
                 SourceRecord(
                     key=key,
@@ -343,7 +341,7 @@ class Task:
                     device_id=event.device_id,
                     reason=getattr(event.payload, "reason", None),
                     origin=self._origin,
-                    seq=seq,
+                    seq=self._next_seq(),
                 )
             )
 

@@ -39,10 +39,10 @@ class FeedEffects:
     dispatcher otherwise."""
 
     def __init__(self, inline: InlineFeed | None = None) -> None:
-        self.inline = inline
+        self._enqueue = inline.enqueue if inline is not None else enqueue
 
     def apply(self, conn: Connection, findings: Sequence[Finding], now_ms: int) -> None:
-        (self.inline.enqueue if self.inline is not None else enqueue)(
+        self._enqueue(
             conn,
             [
                 OutboxMessage(
@@ -83,6 +83,7 @@ class BatchCommitter:
         self.checkpoints = checkpoints
         self.effects = list(effects)
         self.inline = inline
+        self._enqueue = inline.enqueue if inline is not None else enqueue
 
     def has_outcomes(self) -> bool:
         """Whether inline sends have outcomes to write (worth a commit on their own)."""
@@ -109,7 +110,7 @@ class BatchCommitter:
                     for effect in self.effects:
                         effect.apply(conn, new, now_ms)
                 if dead_letters:
-                    (inline.enqueue if inline is not None else enqueue)(conn, dead_letter_messages(dead_letters), now_ms)
+                    self._enqueue(conn, dead_letter_messages(dead_letters), now_ms)
                 if changes:
                     self.checkpoints.save(conn, changes, now_ms)
         except BaseException:

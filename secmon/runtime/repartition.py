@@ -36,9 +36,6 @@ class Repartitioner:
         self.max_records = max_records
         self._pending: dict[int, list[SourceRecord]] = {}
 
-    def partition_of(self, key: str) -> int:
-        return zlib.crc32(key.encode()) % self.partitions
-
     def add(self, record: SourceRecord) -> None:
         q = zlib.crc32(record.key.encode()) % self.partitions
         batch = self._pending.get(q)

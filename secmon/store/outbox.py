@@ -8,7 +8,7 @@ SQLite serialises writers and serves one worker.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, and_, func, or_, select, update
@@ -47,20 +47,7 @@ def enqueue(conn, messages: Sequence[OutboxMessage], now_ms: int) -> int:  # typ
     """Insert messages (ignoring ones already there); returns how many were new."""
     if not messages:
         return 0
-    rows = [
-        {
-            "channel": m.channel,
-            "dedup_key": m.dedup_key,
-            "msg_key": m.msg_key,
-            "payload": m.payload,
-            "status": PENDING,
-            "attempts": 0,
-            "next_attempt_ms": now_ms,
-            "created_ms": now_ms,
-        }
-        for m in messages
-    ]
-    return len(insert_ignore(conn, outbox, rows, returning=(outbox.c.id,)))
+    return len(insert_ignore(conn, outbox, _rows(messages, now_ms, status=PENDING), returning=(outbox.c.id,)))
 
 
 def enqueue_claimed(conn, messages: Sequence[OutboxMessage], now_ms: int, worker_id: str) -> list[OutboxItem]:  # type: ignore[no-untyped-def]
@@ -70,21 +57,7 @@ def enqueue_claimed(conn, messages: Sequence[OutboxMessage], now_ms: int, worker
     if not messages:
         return []
     by_key = {(m.channel, m.dedup_key): m for m in messages}
-    rows = [
-        {
-            "channel": m.channel,
-            "dedup_key": m.dedup_key,
-            "msg_key": m.msg_key,
-            "payload": m.payload,
-            "status": INFLIGHT,
-            "attempts": 0,
-            "next_attempt_ms": now_ms,
-            "created_ms": now_ms,
-            "claimed_ms": now_ms,
-            "claimed_by": worker_id,
-        }
-        for m in by_key.values()
-    ]
+    rows = _rows(by_key.values(), now_ms, status=INFLIGHT, claimed_ms=now_ms, claimed_by=worker_id)
     inserted = insert_ignore(conn, outbox, rows, returning=(outbox.c.id, outbox.c.channel, outbox.c.dedup_key))
     items = []
     for row_id, channel, dedup_key in inserted:
@@ -92,6 +65,23 @@ def enqueue_claimed(conn, messages: Sequence[OutboxMessage], now_ms: int, worker
         items.append(OutboxItem(row_id, channel, dedup_key, m.msg_key, m.payload, 0, now_ms, now_ms))
     items.sort(key=lambda i: i.id)
     return items
+
+
+def _rows(messages: Iterable[OutboxMessage], now_ms: int, **status: object) -> list[dict[str, object]]:
+    """Outbox rows for new messages, due now; ``status`` and claim columns from the caller."""
+    return [
+        {
+            "channel": m.channel,
+            "dedup_key": m.dedup_key,
+            "msg_key": m.msg_key,
+            "payload": m.payload,
+            "attempts": 0,
+            "next_attempt_ms": now_ms,
+            "created_ms": now_ms,
+            **status,
+        }
+        for m in messages
+    ]
 
 
 def mark_sent_in(conn, ids: Sequence[int], now_ms: int) -> None:  # type: ignore[no-untyped-def]
@@ -102,14 +92,15 @@ def mark_sent_in(conn, ids: Sequence[int], now_ms: int) -> None:  # type: ignore
         )
 
 
-def release_in(conn, ids: Sequence[int], error: str) -> None:  # type: ignore[no-untyped-def]
-    """Put in-flight rows back to pending, due now, inside the caller's transaction (a send
-    that failed: the dispatcher retries it with its backoff)."""
+def release_in(conn, ids: Sequence[int], error: str | None = None) -> None:  # type: ignore[no-untyped-def]
+    """Put in-flight rows back to pending (their delivery is not confirmed, or failed:
+    ``error``), inside the caller's transaction; the dispatcher retries them."""
     if ids:
+        values: dict[str, object] = {"status": PENDING, "claimed_ms": None, "claimed_by": None}
+        if error is not None:
+            values["last_error"] = error[:2000]
         conn.execute(
-            update(outbox)
-            .where(and_(outbox.c.id.in_(list(ids)), outbox.c.status == INFLIGHT))
-            .values(status=PENDING, claimed_ms=None, claimed_by=None, last_error=error[:2000])
+            update(outbox).where(and_(outbox.c.id.in_(list(ids)), outbox.c.status == INFLIGHT)).values(**values)
         )
 
 
@@ -264,11 +255,7 @@ class Outbox:
         if not ids:
             return
         with self.engine.begin() as conn:
-            conn.execute(
-                update(outbox)
-                .where(and_(outbox.c.id.in_(list(ids)), outbox.c.status == INFLIGHT))
-                .values(status=PENDING, claimed_ms=None, claimed_by=None)
-            )
+            release_in(conn, ids)
 
     def depth(self) -> dict[str, tuple[int, int | None]]:
         """Per channel: undelivered rows (pending or in flight) and the oldest one's time."""
