@@ -1,6 +1,6 @@
 """Resident memory per active account with every detector on (run in a fresh process).
 
-    python -m bench.memory N
+    python -m bench.memory N [--no-checkpoints] [--cold-after-ms MS]
 
 Feeds N synthetic accounts (snapshot, logins with geo and device, MFA, a deposit and its
 credit, a withdrawal to an address, a failed login) through one account task and one source
@@ -9,7 +9,8 @@ task, then reports the RSS growth per account.  Prints one JSON object.
 Every 4,096 accounts (32,768 events) both tasks take a checkpoint (``Task.changes()``), as
 the live worker does every ``engine.checkpoint_interval_ms``: the keys touched since the
 last checkpoint are held only until then (``--no-checkpoints`` never drains them, as a
-replay does).
+replay does).  Accounts idle for ``engine.cold_after_ms`` (default 10 min of event time) go
+to the cold tier, as in the service; ``--cold-after-ms 0`` keeps them all unpacked.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import time
 from bench.common import current_rss_bytes
 from secmon.contract import EventDecoder, iso_ms
 from secmon.detectors.registry import resolve
-from secmon.engine.pipeline import Pipeline
+from secmon.engine.pipeline import COLD_AFTER_MS, Pipeline
 
 T0 = 1_793_491_200_000  # 2026-11-01T00:00:00Z
 
@@ -54,9 +55,11 @@ def account_events(i: int, ts: int) -> list[bytes]:
 
 def main() -> None:
     n = int(sys.argv[1])
-    checkpoints = "--no-checkpoints" not in sys.argv[2:]
+    options = sys.argv[2:]
+    checkpoints = "--no-checkpoints" not in options
+    cold_after_ms = int(options[options.index("--cold-after-ms") + 1]) if "--cold-after-ms" in options else COLD_AFTER_MS
     gc.collect()
-    pipeline = Pipeline(resolve({}))
+    pipeline = Pipeline(resolve({}), cold_after_ms=cold_after_ms)
     findings = [0]
 
     def count(_f: object) -> None:
@@ -82,16 +85,18 @@ def main() -> None:
     elapsed = time.perf_counter() - started
     gc.collect()
     after = current_rss_bytes()
-    keys = {d.name: len(d.state) for d in task.detectors}
+    keys = {d.name: len(d.state) for d in task.detectors}  # hot keys
     print(json.dumps({
         "accounts": n,
         "checkpoints": checkpoints,
+        "cold_after_ms": cold_after_ms,
         "rss_growth_mib": round((after - before) / 2**20, 1),
         "bytes_per_account": round((after - before) / n),
         "rss_total_mib": round(after / 2**20, 1),
         "events_per_s": round(n * 8 / elapsed),
         "findings": findings[0],
         "state_keys": keys,
+        "cold_accounts": len(task.cold) if task.cold is not None else 0,
     }))
 
 

@@ -85,6 +85,7 @@ def build_service(config: Config, *, serve: bool = True, metrics: Metrics | None
     pipeline = Pipeline(
         resolve(config.detectors),
         allowed_lateness_ms=config.engine.allowed_lateness_ms,
+        cold_after_ms=config.engine.cold_after_ms,
         hooks=task_hooks(metrics),
     )
     producer = make_producer(kafka)

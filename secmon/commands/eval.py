@@ -42,7 +42,11 @@ def run(args: argparse.Namespace) -> int:
         if not path.exists():
             raise FileNotFoundError(f"{path} not found (make one with `secmon simulate --out {root}`)")
     config = load_config(args.config)
-    pipeline = Pipeline(resolve(config.detectors), allowed_lateness_ms=config.engine.allowed_lateness_ms)
+    pipeline = Pipeline(
+        resolve(config.detectors),
+        allowed_lateness_ms=config.engine.allowed_lateness_ms,
+        cold_after_ms=config.engine.cold_after_ms,
+    )
     first = ev.FirstDetections()
     result = replay(
         [events_path], pipeline, max_event_bytes=config.engine.max_event_bytes,

@@ -23,7 +23,11 @@ def run(args: argparse.Namespace) -> int:
     from secmon.runtime.replay import replay, write_findings
 
     config = load_config(args.config)
-    pipeline = Pipeline(resolve(config.detectors), allowed_lateness_ms=config.engine.allowed_lateness_ms)
+    pipeline = Pipeline(
+        resolve(config.detectors),
+        allowed_lateness_ms=config.engine.allowed_lateness_ms,
+        cold_after_ms=config.engine.cold_after_ms,
+    )
     dlq = open(args.dlq, "wb") if args.dlq else None  # noqa: SIM115 - closed below
     try:
         result = replay(

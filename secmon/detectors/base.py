@@ -55,8 +55,12 @@ class DetectorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     state_ttl_ms: int = 48 * 3600 * 1000
 
 
-class KeyState(msgspec.Struct, kw_only=True, gc=False):
-    """Base of per-key state.  ``t`` is the event time of the key's last update (for expiry)."""
+class KeyState(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
+    """Base of per-key state.  ``t`` is the event time of the key's last update (for expiry).
+
+    Encoded without its default fields (``omit_defaults``): most of a state's fields are at
+    their defaults most of the time, and the encoded form is what checkpoints store and what
+    the cold tier (:mod:`secmon.engine.cold`) keeps in memory for idle accounts."""
 
     t: int = 0
 
@@ -111,7 +115,9 @@ class KeyedState(Generic[S]):
     ``put``, not a dict delete-and-insert, and expires at most 1.6 % of its TTL early.
     """
 
-    __slots__ = ("_data", "_dirty", "_removed", "_restamp_ms", "_unordered", "get", "state_type", "ttl_ms")
+    __slots__ = (
+        "_data", "_dirty", "_dirty_frozen", "_removed", "_restamp_ms", "_unordered", "get", "state_type", "ttl_ms",
+    )  # fmt: skip
 
     def __init__(self, state_type: type[S], ttl_ms: int) -> None:
         self.state_type = state_type
@@ -119,6 +125,8 @@ class KeyedState(Generic[S]):
         self._restamp_ms = ttl_ms // 64
         self._dirty: set[str] = set()
         self._removed: set[str] = set()
+        #: Changed keys moved to the cold tier before the checkpoint wrote them.
+        self._dirty_frozen: set[str] = set()
         self._unordered = False
         self._set_data({})
 
@@ -148,7 +156,9 @@ class KeyedState(Generic[S]):
         """Drop keys idle since before ``watermark_ms - ttl_ms``; returns how many."""
         horizon = watermark_ms - self.ttl_ms
         if self._unordered:  # restored keys come in any order: sort once by last use
-            self._set_data(dict(sorted(self._data.items(), key=lambda kv: kv[1].t)))
+            ordered = sorted(self._data.items(), key=lambda kv: kv[1].t)
+            self._data.clear()  # the same dict: ``get`` and the cold tier hold it
+            self._data.update(ordered)
             self._unordered = False
         stale = []
         for k, v in self._data.items():
@@ -171,19 +181,37 @@ class KeyedState(Generic[S]):
     # -- checkpointing (engine only) -------------------------------------------------
     def pending_changes(self) -> int:
         """Keys changed or removed since the last :meth:`drain_changes`."""
-        return len(self._dirty) + len(self._removed)
+        return len(self._dirty) + len(self._dirty_frozen) + len(self._removed)
 
     def drain_changes(self) -> tuple[dict[str, S], set[str]]:
         """Keys changed and keys removed since the last call."""
         changed = {k: self._data[k] for k in self._dirty if k in self._data}
         removed = self._removed
-        self._dirty = set()
+        self._dirty.clear()  # the same set: the cold tier holds it
         self._removed = set()
         return changed, removed
 
     def load(self, key: str, value: S) -> None:
         self._data[key] = value
         self._unordered = True
+
+    # -- the cold tier (engine only, see secmon.engine.cold) ----------------------------
+    def cold_handles(self) -> tuple[dict[str, S], set[str], set[str]]:
+        """The dict of keys, the keys changed since the last checkpoint and those of them
+        handed to the cold tier.  It moves keys between them directly, thousands a second
+        (one call per key per detector was most of its cost); they are never replaced."""
+        return self._data, self._dirty, self._dirty_frozen
+
+    def forget(self, key: str) -> None:
+        """A key the cold tier held expired: delete it from the checkpoint."""
+        self._dirty_frozen.discard(key)
+        self._removed.add(key)
+
+    def drain_frozen(self) -> set[str]:
+        """Keys changed since the last checkpoint and now in the cold tier."""
+        frozen = set(self._dirty_frozen)
+        self._dirty_frozen.clear()  # the same set: the cold tier holds it
+        return frozen
 
 
 class Context(Protocol):

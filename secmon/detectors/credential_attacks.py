@@ -83,6 +83,9 @@ _NEVER: Final = 2**62
 #: A success of an account already succeeding at a source is recorded again (its last
 #: activity moved on) only after this long: users log in many times a day from one place.
 _SUCCESS_REFRESH_MS: Final = 10 * MINUTE_MS
+#: Addresses whose state keys are cached (cleared when full): a login burst from one address
+#: builds them once, and 1M mobile addresses do not hold 60 MB of cache.
+_KEYS_CACHED: Final = 50_000
 
 
 class _Options(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -331,6 +334,11 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
                     s.fo -= 1
                 e[_S] += 1
                 e[_L] = ts
+                if key[0] == "i" and not s.fo and len(acc) == 1 and _quiet(s, ts):
+                    # A typo: the only account that failed at this address got in.  Nothing
+                    # here can add up to an attack, and it is the commonest failure of all.
+                    self.state.delete(key)
+                    continue
             put(key, s, ts)
         if flagged:
             self._check_compromise(keys, [get(k) for k in keys], r, ctx)
@@ -401,7 +409,7 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
         if asn is not None and use_asn:
             out += _asn_keys(asn)
         if ip:
-            if len(self._keys) > 200_000:
+            if len(self._keys) > _KEYS_CACHED:
                 self._keys.clear()
             self._keys[ip] = (asn, out)
         return out
@@ -678,6 +686,11 @@ def _shrink(s: SourceState, cap: int) -> None:
     """Keep the ``cap`` most recently active accounts of a source (run once per cap/4 new)."""
     s.acc = dict(sorted(s.acc.items(), key=lambda kv: kv[1][_L])[-cap:])
     s.fo = sum(1 for v in s.acc.values() if v[_F] and not v[_S])
+
+
+def _quiet(s: SourceState, ts: int) -> bool:
+    """No finding open and not learned as shared egress: nothing to keep but the counts."""
+    return s.st is None and s.sp is None and s.shared_until <= ts
 
 
 def _attacking(ip_state: SourceState) -> bool:

@@ -10,6 +10,9 @@ from secmon.detectors.base import Scope, SourceRecord
 from secmon.detectors.registry import DetectorSpec
 from secmon.engine.task import SourceSpec, Task, TaskHooks
 
+#: Default of ``engine.cold_after_ms``: an account idle this long has its state packed.
+COLD_AFTER_MS = 10 * 60_000
+
 
 class Pipeline:
     """Factory of account tasks and source tasks for one detector configuration."""
@@ -20,11 +23,13 @@ class Pipeline:
         *,
         allowed_lateness_ms: int = 5_000,
         hooks: Callable[[str], TaskHooks] | None = None,
+        cold_after_ms: int = COLD_AFTER_MS,
     ) -> None:
         self.specs = list(specs)
         self.account_specs = [s for s in self.specs if s.scope is Scope.ACCOUNT]
         self.source_detector_specs = [s for s in self.specs if s.scope is Scope.SOURCE]
         self.allowed_lateness_ms = allowed_lateness_ms
+        self.cold_after_ms = cold_after_ms
         self._hooks = hooks or (lambda task_id: TaskHooks())
         #: event type → how account tasks derive source keys for it
         self.forwarding: dict[str, list[SourceSpec]] = {}
@@ -47,6 +52,7 @@ class Pipeline:
             source_specs=self.forwarding if forward is not None else None,
             allowed_lateness_ms=self.allowed_lateness_ms,
             hooks=self._hooks(task_id),
+            cold_after_ms=self.cold_after_ms,
         )
 
     def source_task(self, task_id: str, emit: Callable[[Finding], None], *, ordered_by_upstream: bool = False) -> Task:

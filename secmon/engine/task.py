@@ -24,6 +24,7 @@ import msgspec
 
 from secmon.contract import Event, Finding, Severity, Subject
 from secmon.detectors.base import Detector, DetectorConfig, Scope, SourceRecord, make_finding
+from secmon.engine.cold import ColdTier
 from secmon.engine.timers import TimerService
 
 log = logging.getLogger(__name__)
@@ -85,12 +86,17 @@ class Task:
         expire_every_ms: int = 60_000,
         hooks: TaskHooks | None = None,
         ordered_by_upstream: bool = False,
+        cold_after_ms: int = 0,
     ) -> None:
         """``ordered_by_upstream`` (live source tasks): forwarded records arrive from several
         account tasks, each at its own pace; hold them and release them in event-time order
         once every upstream's watermark has passed them, and let the task's stream time be
         the lowest upstream watermark.  Findings then do not depend on how partitions were
-        interleaved, and timers never fire ahead of a slower partition."""
+        interleaved, and timers never fire ahead of a slower partition.
+
+        ``cold_after_ms`` (account tasks; 0 = never): an account idle this long in event time
+        has its state packed into the cold tier (:mod:`secmon.engine.cold`) until it is used
+        again.  Account detectors key their state by ``account_id`` for this."""
         self.task_id = task_id
         self.detectors = list(detectors)
         self.by_name = {d.name: d for d in self.detectors}
@@ -133,6 +139,8 @@ class Task:
         self._pending: list[tuple[int, int, SourceRecord]] = []
         self._pending_seq = 0
         self._low = 0
+        account_scope = all(d.scope is Scope.ACCOUNT for d in self.detectors)
+        self.cold = ColdTier(self.detectors, cold_after_ms) if cold_after_ms > 0 and self.detectors and account_scope else None
 
     # -- Context -------------------------------------------------------------------------
     @property
@@ -182,6 +190,8 @@ class Task:
             emitter = self._current
             for det in listeners:
                 if det.name != emitter:
+                    if self.cold is not None and account_id is not None and account_id not in self.cold.seen:
+                        self.cold.touch(account_id, self._last_expire)
                     self._call(det, det.on_finding, finding)
             self._current = emitter
         return finding
@@ -226,6 +236,9 @@ class Task:
             self._fwd_n = 0
         self.events_processed += 1
         etype = event.event_type
+        cold = self.cold
+        if cold is not None and event.account_id not in cold.seen:
+            cold.touch(event.account_id, self._last_expire)
         if self._forward_out is not None:
             specs = self._source_specs.get(etype)
             if specs:
@@ -305,6 +318,8 @@ class Task:
             self._now = self.stream_ms
             self._call(det, det.on_batch_end)
         self._fire_timers()
+        if self.cold is not None:  # here: no detector holds a state object across the batch
+            self.cold.end_batch(self.stream_ms)
 
     def advance_to(self, stream_ms: int) -> None:
         """Move stream time forward without an event (idle partition, end of a replay)."""
@@ -355,6 +370,8 @@ class Task:
                 if det is None:
                     continue
                 self._now = due_ms
+                if self.cold is not None and key not in self.cold.seen:
+                    self.cold.touch(key, self._last_expire)
                 self._call(det, det.on_timer, key, tag)
         if wm - self._last_expire >= self.expire_every_ms:
             self._last_expire = wm
@@ -362,6 +379,9 @@ class Task:
                 n = det.state.expire(wm)
                 if n:
                     self.hooks.keys_expired(det.name, n)
+            if self.cold is not None:
+                for i, n in self.cold.expire(wm).items():
+                    self.hooks.keys_expired(self.detectors[i].name, n)
 
     def _call(self, det: Detector[Any, Any], method: Callable[..., None], *args: Any) -> None:
         self._current = det.name
@@ -382,11 +402,16 @@ class Task:
     def changes(self) -> TaskChanges:
         """Drain what changed since the last call, ready to be written with the offsets."""
         out = TaskChanges(task_id=self.task_id, meta=self.meta())
-        for det in self.detectors:
+        for i, det in enumerate(self.detectors):
             changed, removed = det.state.drain_changes()
-            if changed:
+            frozen = det.state.drain_frozen()
+            if changed or frozen:
                 enc = self._encoders[det.name].encode
-                out.changed[det.name] = {k: enc(v) for k, v in changed.items()}
+                rows = out.changed[det.name] = {k: enc(v) for k, v in changed.items()}
+                for key in frozen:  # changed, then moved to the cold tier: already encoded there
+                    blob = self.cold.blob(i, key) if self.cold is not None else None
+                    if blob is not None:
+                        rows[key] = blob
             if removed:
                 out.removed[det.name] = sorted(removed)
         return out
@@ -424,16 +449,21 @@ class Task:
             if name in self.by_name:
                 self.by_name[name].restore_extra_state(blob)
         n = 0
+        restored = set()
         for det_name, key, blob in rows:
             det = self.by_name.get(det_name)
             if det is None:
                 continue
             det.state.load(key, self._decoders[det_name].decode(blob))
+            restored.add(key)
             n += 1
+        if self.cold is not None:
+            self.cold.adopt(restored)
         return n
 
     def state_keys(self) -> int:
-        return sum(len(d.state) for d in self.detectors)
+        """Keys held by the detectors, hot or in the cold tier."""
+        return sum(len(d.state) for d in self.detectors) + (self.cold.keys if self.cold is not None else 0)
 
     @property
     def scope(self) -> Scope:

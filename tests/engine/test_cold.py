@@ -1,0 +1,127 @@
+"""The cold tier: idle accounts' state packed and thawed without changing a single finding."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from secmon.contract import Finding
+from secmon.detectors.base import DetectorConfig
+from secmon.detectors.registry import resolve
+from secmon.engine.pipeline import Pipeline
+from secmon.engine.task import Task, TaskHooks
+from secmon.runtime.replay import replay
+from secmon.sim.generate import MIN_ACCOUNTS, simulate, write
+from tests.engine.test_task import DepositTimer
+from tests.helpers.events import HOUR, MINUTE, T0, decoded, ev
+
+
+@pytest.fixture(scope="module")
+def sim_events(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sim")
+    write(simulate(31, accounts=MIN_ACCOUNTS, days=2), out)
+    return out / "events.jsonl"
+
+
+def _replay(events: Path, cold_after_ms: int) -> tuple[list[bytes], list[Task]]:
+    pipeline = Pipeline(resolve({}), cold_after_ms=cold_after_ms)
+    tasks: list[Task] = []
+    build = pipeline.account_task
+
+    def keep(*args: Any, **kw: Any) -> Task:
+        tasks.append(build(*args, **kw))
+        return tasks[-1]
+
+    pipeline.account_task = keep  # type: ignore[method-assign]
+    result = replay([events], pipeline)
+    return [msgspec.json.encode(f) for f in result.findings], tasks
+
+
+def test_replay_finds_exactly_the_same_with_accounts_frozen_and_thawed(sim_events: Path) -> None:
+    """Every kind of account state (logins, 2FA, deposits with timers, transaction profiles,
+    takeover sequences) goes cold and comes back across two simulated days."""
+    reference, _ = _replay(sim_events, cold_after_ms=0)
+    for cold_after_ms in (10 * MINUTE, MINUTE):
+        findings, (task,) = _replay(sim_events, cold_after_ms)
+        assert task.cold is not None and len(task.cold) > 100  # the tier was in use
+        assert findings == reference, f"cold_after_ms={cold_after_ms}"
+
+
+def _cold_task(det: DepositTimer, out: list[Finding], **kw: Any) -> Task:
+    return Task("t", [det], emit=out.append, allowed_lateness_ms=0, cold_after_ms=10 * MINUTE, **kw)
+
+
+def _idle_for(task: Task, until_ms: int) -> None:
+    """Other accounts' events every minute, a batch end after each (generations close)."""
+    t = task.stream_ms
+    while t < until_ms:
+        t += MINUTE
+        task.process(decoded(ev("login.failed", "other", t)))
+        task.end_batch()
+
+
+def test_a_frozen_account_thaws_for_its_timer() -> None:
+    out: list[Finding] = []
+    det = DepositTimer(DetectorConfig())
+    task = _cold_task(det, out)
+    task.process(decoded(ev("deposit.initiated", "a", T0, {"tx_id": "tx-a"})))
+    task.end_batch()
+    _idle_for(task, T0 + 20 * MINUTE)
+    assert "a" not in det.state and "a" in task.cold.values  # type: ignore[union-attr]
+    _idle_for(task, T0 + 31 * MINUTE)
+    assert [f.kind for f in out] == ["deposit_delayed"] and "a" in det.state
+
+
+def test_a_change_frozen_before_its_checkpoint_is_still_written() -> None:
+    det = DepositTimer(DetectorConfig())
+    task = _cold_task(det, [])
+    task.process(decoded(ev("deposit.initiated", "a", T0, {"tx_id": "tx-a"})))
+    task.end_batch()
+    _idle_for(task, T0 + 20 * MINUTE)
+    assert "a" not in det.state and task.pending_changes() == 1
+    changes = task.changes()
+    restored_det = DepositTimer(DetectorConfig())
+    restored = _cold_task(restored_det, [])
+    restored.restore(changes.meta, [(d, k, b) for d, kv in changes.changed.items() for k, b in kv.items()])
+    state = restored_det.state.get("a")
+    assert state is not None and state.tx == "tx-a"
+
+
+class ShortLived(DepositTimer):
+    name = "t_short"
+
+
+def _two_ttls(**kw: Any) -> tuple[Task, DepositTimer, DepositTimer]:
+    """Two detectors holding state for account "a": one for an hour, one for a day."""
+    short, long = ShortLived(DetectorConfig(state_ttl_ms=HOUR)), DepositTimer(DetectorConfig(state_ttl_ms=24 * HOUR))
+    task = Task("t", [short, long], emit=lambda f: None, allowed_lateness_ms=0, cold_after_ms=10 * MINUTE, **kw)
+    task.process(decoded(ev("login.failed", "a", T0)))
+    short.state.put("a", short.State(tx="short"), T0)
+    long.state.put("a", long.State(tx="long"), T0)
+    task.end_batch()
+    task.changes()
+    _idle_for(task, T0 + 30 * MINUTE)
+    assert "a" in task.cold.values and task.state_keys() == 2  # type: ignore[union-attr]
+    return task, short, long
+
+
+def test_a_key_past_its_ttl_is_dropped_when_thawed_and_the_others_come_back() -> None:
+    task, short, long = _two_ttls()
+    _idle_for(task, T0 + 2 * HOUR)
+    task.process(decoded(ev("login.failed", "a", task.stream_ms + MINUTE)))
+    assert "a" not in short.state and "a" in long.state
+    assert task.changes().removed == {"t_short": ["a"]}
+
+
+def test_frozen_keys_expire_and_the_checkpoint_deletes_them() -> None:
+    expired: list[tuple[str, int]] = []
+    task, _, _ = _two_ttls(hooks=TaskHooks(keys_expired=lambda name, n: expired.append((name, n))))
+    _idle_for(task, T0 + 25 * HOUR)
+    assert "a" not in task.cold.values  # type: ignore[union-attr]
+    assert ("t_short", 1) in expired and ("t_deposit", 1) in expired
+    removed = task.changes().removed
+    assert removed["t_short"] == ["a"] and "a" in removed["t_deposit"]
+    assert task.state_keys() == 0
