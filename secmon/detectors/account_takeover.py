@@ -304,11 +304,12 @@ class AccountTakeover(Detector[AccountTakeoverConfig, AtoState]):
         ep.done = value_out is not None
         changes = ", ".join(dict.fromkeys(_CHANGE_TEXT[c] for c in ep.changes))
         steps: dict[str, Any] = {
-            "risky_access": {"at": iso_ms(ep.a_ts), "why": ep.why, "evidence": ep.a_id},
-            "change": {"at": iso_ms(ep.c_ts), "what": ep.changes},
+            # Copies: the episode's lists grow after this revision, the finding must not.
+            "risky_access": {"at": iso_ms(ep.a_ts), "why": list(ep.why), "evidence": ep.a_id},
+            "change": {"at": iso_ms(ep.c_ts), "what": list(ep.changes)},
         }
         if ep.addrs:
-            steps["new_address"] = {"at": iso_ms(ep.n_ts), "addresses": ep.addrs}
+            steps["new_address"] = {"at": iso_ms(ep.n_ts), "addresses": list(ep.addrs)}
         evidence = [ep.a_id, *ep.c_ids, *ep.n_ids]
         subject_addr = ep.addrs[0] if ep.addrs else None
         tx_id = None

@@ -359,7 +359,9 @@ def make_finding(
         detected_at=iso_ms(detected_at_ms),
         evidence=ev,
         summary=summary,
-        explanation=explanation,
+        # A snapshot: a detector may pass lists of its own state, which go on changing after
+        # the finding is emitted (and before it is written, at the end of the batch).
+        explanation=msgspec.to_builtins(explanation),
         detector=detector,
         status=status,  # type: ignore[arg-type]
         revision=revision,

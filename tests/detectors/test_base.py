@@ -40,3 +40,16 @@ def test_pending_changes_counts_what_the_next_checkpoint_writes() -> None:
     changed, removed = state.drain_changes()
     assert (list(changed), removed) == (["a"], {"b"})
     assert state.pending_changes() == 0
+
+
+def test_a_finding_keeps_its_explanation_when_the_detector_state_moves_on() -> None:
+    """Detectors pass lists of their own state (account_takeover's reasons); the finding is
+    written at the end of the batch, after later events may have appended to them."""
+    from secmon.detectors.base import make_finding
+
+    reasons = ["login from a new device"]
+    finding = make_finding(detector="d", kind="account_takeover", severity="high", dedup_key="k", account_id="a",
+                           first_seen_ms=0, last_seen_ms=0, detected_at_ms=0, evidence=[], summary="s",
+                           explanation={"risky_access": {"why": reasons}})
+    reasons.append("login from a new country")
+    assert finding.explanation == {"risky_access": {"why": ["login from a new device"]}}
