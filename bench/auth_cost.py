@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Engine cost and state size of the login and 2FA detectors.
 
-usage: python bench/auth_cost.py EVENTS.jsonl [--limit N] [--runs 3]
+usage: python bench/auth_cost.py EVENTS.jsonl [--limit N] [--runs 3] [--cold-after-ms MS]
 
 EVENTS.jsonl is a realistic mix of all three topics, e.g. ``secmon simulate --seed 7 --out
 DIR`` then ``DIR/events.jsonl``.  The events are decoded once and sorted by time; then an
@@ -16,6 +16,8 @@ in micro-batches of 4,096 events.  The difference in process CPU time (best of `
 interleaved runs),
 divided by the number of events, is what the auth detectors add per event; it is also given
 per auth event.  ``tracemalloc`` then measures the state each detector holds, per key.
+The cold tier is on as in the service (``engine.cold_after_ms``; ``--cold-after-ms 0`` turns
+it off): packing and unpacking the detectors' state of idle accounts is part of their cost.
 Prints one JSON object.
 """
 
@@ -31,7 +33,7 @@ from typing import Any
 
 from secmon.contract import AUTH_TYPES, BadRecord, EventDecoder
 from secmon.detectors.registry import DetectorSpec, resolve
-from secmon.engine.pipeline import Pipeline
+from secmon.engine.pipeline import COLD_AFTER_MS, Pipeline
 
 AUTH_DETECTORS = (
     "brute_force", "credential_attacks", "impossible_travel", "mfa_bruteforce", "mfa_posture",
@@ -54,8 +56,9 @@ def load(path: Path, limit: int | None) -> list[Any]:
     return events
 
 
-def run(events: list[Any], specs: list[DetectorSpec]) -> tuple[float, Pipeline, Any, Any]:
-    pipeline = Pipeline(specs)
+def run(events: list[Any], specs: list[DetectorSpec], cold_after_ms: int = COLD_AFTER_MS
+        ) -> tuple[float, Pipeline, Any, Any]:
+    pipeline = Pipeline(specs, cold_after_ms=cold_after_ms)
     found: list[Any] = []
     source = pipeline.source_task("bench-source", found.append) if pipeline.has_source_detectors else None
     account = pipeline.account_task("bench-account", found.append, source.process_record if source else None)
@@ -81,7 +84,7 @@ def state_sizes(events: list[Any], specs: list[DetectorSpec]) -> dict[str, dict[
     for spec in specs:
         gc.collect()
         tracemalloc.start()
-        _, _, account, source = run(events, [spec])
+        _, _, account, source = run(events, [spec], cold_after_ms=0)  # every key in the dict
         task = source if spec.scope == "source" else account
         det = task.by_name[spec.name]
         keys = len(det.state)
@@ -101,6 +104,7 @@ def main() -> None:
     p.add_argument("--limit", type=int)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--no-memory", action="store_true")
+    p.add_argument("--cold-after-ms", type=int, default=COLD_AFTER_MS)
     args = p.parse_args()
     events = load(args.events, args.limit)
     n = len(events)
@@ -109,12 +113,13 @@ def main() -> None:
     auth = resolve({**all_off, **{name: {} for name in AUTH_DETECTORS}})
     base = with_auth = float("inf")
     for _ in range(args.runs):  # interleaved, best of each: the machine is shared
-        base = min(base, run(events, [])[0])
-        with_auth = min(with_auth, run(events, auth)[0])
+        base = min(base, run(events, [], args.cold_after_ms)[0])
+        with_auth = min(with_auth, run(events, auth, args.cold_after_ms)[0])
     added_us = (with_auth - base) / n * 1e6
     result: dict[str, Any] = {
         "events": n,
         "auth_events": n_auth,
+        "cold_after_ms": args.cold_after_ms,
         "engine_only_us_per_event": round(base / n * 1e6, 2),
         "with_auth_detectors_us_per_event": round(with_auth / n * 1e6, 2),
         "auth_detectors_add_us_per_event": round(added_us, 2),

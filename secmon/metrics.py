@@ -64,6 +64,9 @@ class Metrics:
             "secmon_state_keys_expired", "Idle state keys dropped", ["detector"], registry=r
         )
         self.state_keys = Gauge("secmon_state_keys", "State keys held by this worker", ["scope"], registry=r)
+        self.cold_accounts = Gauge(
+            "secmon_cold_accounts", "Idle accounts whose state is packed (engine.cold_after_ms)", registry=r
+        )
         self.processing_latency = Histogram(
             "secmon_processing_latency_seconds",
             "From a record's broker timestamp to the commit of the poll batch that brought it",

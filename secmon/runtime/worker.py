@@ -534,6 +534,7 @@ class Worker:
         self.metrics.checkpoint_age.set(max(0, now - oldest) / 1000 if oldest else 0)
         self.metrics.state_keys.labels("account").set(sum(rt.task.state_keys() for rt in self.account.values()))
         self.metrics.state_keys.labels("source").set(sum(rt.task.state_keys() for rt in self.source.values()))
+        self.metrics.cold_accounts.set(sum(len(rt.task.cold) for rt in self.account.values() if rt.task.cold is not None))
 
 
 class _Listener(ConsumerRebalanceListener):
