@@ -48,6 +48,7 @@ class ColdTier:
         self._states = [d.state for d in self.detectors]
         #: per detector: TTL, and its state's dict, changed keys and frozen changed keys
         self._slots = [(d.state.ttl_ms, *d.state.cold_handles()) for d in self.detectors]
+        self._decoders = [msgspec.msgpack.Decoder(d.State).decode for d in self.detectors]
         # One value is a tuple with each detector's state or None, encoded and decoded in
         # one call each (a call per detector was most of the cost of a freeze and a thaw).
         bundle = tuple[tuple(Optional[d.State] for d in self.detectors)]  # type: ignore[misc]  # noqa: UP045
@@ -123,9 +124,28 @@ class ColdTier:
             self.keys += n
             self.values[account] = expires.to_bytes(_EXPIRY_BYTES, "little", signed=True) + self._encode(values)
 
-    def adopt(self, accounts: Iterable[str]) -> None:
-        """Keys restored from a checkpoint: frozen at the next generation's end unless used."""
-        self._previous.update(accounts)
+    def restore(self, rows: Iterable[tuple[int, str, bytes]]) -> int:
+        """Load checkpointed keys (detector index, account, encoded state) packed, as if
+        frozen: a restart needs no more memory than the worker held (unpacked, 1M accounts
+        would take ~2.5 GB for a moment).  Returns the number of keys."""
+        by_account: dict[str, list[tuple[int, bytes]]] = {}
+        n = 0
+        for i, account, blob in rows:
+            by_account.setdefault(account, []).append((i, blob))
+            n += 1
+        packed = []
+        for account, blobs in by_account.items():
+            values: list[Any] = [None] * len(self._slots)
+            expires = -(2**62)
+            for i, blob in blobs:
+                value = values[i] = self._decoders[i](blob)
+                expires = max(expires, value.t + self._slots[i][0])
+            packed.append((expires, account, self._encode(values)))
+        packed.sort(key=lambda p: p[0])  # in order of expiry, as ``expire`` reads them
+        for expires, account, body in packed:
+            self.values[account] = expires.to_bytes(_EXPIRY_BYTES, "little", signed=True) + body
+        self.keys += n
+        return n
 
     # -- expiry and checkpoints ----------------------------------------------------------
     def expire(self, watermark_ms: int) -> dict[int, int]:

@@ -448,17 +448,16 @@ class Task:
         for name, blob in meta.extra.items():
             if name in self.by_name:
                 self.by_name[name].restore_extra_state(blob)
+        if self.cold is not None:  # straight into the cold tier: never all of it unpacked
+            index = {d.name: i for i, d in enumerate(self.detectors)}
+            return self.cold.restore((index[d], key, blob) for d, key, blob in rows if d in index)
         n = 0
-        restored = set()
         for det_name, key, blob in rows:
             det = self.by_name.get(det_name)
             if det is None:
                 continue
             det.state.load(key, self._decoders[det_name].decode(blob))
-            restored.add(key)
             n += 1
-        if self.cold is not None:
-            self.cold.adopt(restored)
         return n
 
     def state_keys(self) -> int:

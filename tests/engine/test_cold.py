@@ -15,7 +15,7 @@ from secmon.engine.pipeline import Pipeline
 from secmon.engine.task import Task, TaskHooks
 from secmon.runtime.replay import replay
 from secmon.sim.generate import MIN_ACCOUNTS, simulate, write
-from tests.engine.test_task import DepositTimer
+from tests.engine.test_task import DepositTimer, _finding_id_for
 from tests.helpers.events import HOUR, MINUTE, T0, decoded, ev
 
 
@@ -83,11 +83,11 @@ def test_a_change_frozen_before_its_checkpoint_is_still_written() -> None:
     _idle_for(task, T0 + 20 * MINUTE)
     assert "a" not in det.state and task.pending_changes() == 1
     changes = task.changes()
-    restored_det = DepositTimer(DetectorConfig())
-    restored = _cold_task(restored_det, [])
+    out: list[Finding] = []
+    restored = _cold_task(DepositTimer(DetectorConfig()), out)
     restored.restore(changes.meta, [(d, k, b) for d, kv in changes.changed.items() for k, b in kv.items()])
-    state = restored_det.state.get("a")
-    assert state is not None and state.tx == "tx-a"
+    restored.advance_to(T0 + 31 * MINUTE)
+    assert [f.finding_id for f in out] == [_finding_id_for("tx-a")]
 
 
 class ShortLived(DepositTimer):
@@ -125,3 +125,22 @@ def test_frozen_keys_expire_and_the_checkpoint_deletes_them() -> None:
     removed = task.changes().removed
     assert removed["t_short"] == ["a"] and "a" in removed["t_deposit"]
     assert task.state_keys() == 0
+
+
+def test_a_restore_loads_the_state_packed_and_it_thaws_for_its_timer() -> None:
+    """A restarted worker holds no more than it did: every restored key starts cold."""
+    det = DepositTimer(DetectorConfig())
+    task = _cold_task(det, [])
+    task.process(decoded(ev("deposit.initiated", "a", T0, {"tx_id": "tx-a"})))
+    task.process(decoded(ev("deposit.initiated", "b", T0 + MINUTE, {"tx_id": "tx-b"})))
+    changes = task.changes()
+    out: list[Finding] = []
+    restored_det = DepositTimer(DetectorConfig())
+    restored = _cold_task(restored_det, out)
+    rows = [(d, k, b) for d, kv in changes.changed.items() for k, b in kv.items()]
+    assert restored.restore(changes.meta, rows) == 2
+    assert len(restored_det.state) == 0 and len(restored.cold) == 2  # type: ignore[arg-type]
+    assert restored.state_keys() == 2
+    restored.process(decoded(ev("deposit.credited", "b", T0 + 2 * MINUTE, {"tx_id": "tx-b"})))  # thaws b
+    _idle_for(restored, T0 + 31 * MINUTE)  # a's timer thaws it
+    assert [f.finding_id for f in out] == [_finding_id_for("tx-a")]
