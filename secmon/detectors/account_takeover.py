@@ -127,7 +127,7 @@ class Change(msgspec.Struct, array_like=True, gc=False):
     event_id: str
 
 
-class AtoState(KeyState, kw_only=True, gc=False):
+class AtoState(KeyState, kw_only=True, gc=False, array_like=True):
     devices: bytes = b""  # uint32 CRCs of device ids of successful logins, most recent last
     # Tuples (common.pushed): short, and for most accounts empty (the empty tuple is shared).
     countries: tuple[str, ...] = ()  # most recent last

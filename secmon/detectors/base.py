@@ -40,7 +40,7 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Final, Generic, Protocol, TypeVar
 
 import msgspec
 
@@ -55,12 +55,21 @@ class DetectorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     state_ttl_ms: int = 48 * 3600 * 1000
 
 
-class KeyState(msgspec.Struct, kw_only=True, gc=False, omit_defaults=True):
+#: Version of the encoded form of detector state (checkpoints).  Bump it when a state's
+#: encoding changes incompatibly (a field type, the field order of an array-like state): a
+#: checkpoint of another version restores offsets and timers but no keyed state (it is
+#: deleted at the next checkpoint), so detectors start afresh rather than misread it.
+#: 2: ``t`` first; ``AtoState`` and ``TxProfile`` array-like, ``PostureState`` a map.
+STATE_FORMAT: Final = 2
+
+
+class KeyState(msgspec.Struct, gc=False, omit_defaults=True):
     """Base of per-key state.  ``t`` is the event time of the key's last update (for expiry).
 
-    Encoded without its default fields (``omit_defaults``): most of a state's fields are at
-    their defaults most of the time, and the encoded form is what checkpoints store and what
-    the cold tier (:mod:`secmon.engine.cold`) keeps in memory for idle accounts."""
+    Encoded compactly, since the encoded form is what checkpoints store and what the cold tier
+    (:mod:`secmon.engine.cold`) keeps in memory for idle accounts: as an array
+    (``array_like``, ``t`` first) when most fields are set, or as a map without its default
+    fields (``omit_defaults``; msgspec omits none from an array) when most are not."""
 
     t: int = 0
 

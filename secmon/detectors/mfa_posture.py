@@ -69,7 +69,9 @@ class MfaPostureConfig(DetectorConfig, frozen=True, kw_only=True):
     state_ttl_ms: int = 8 * DAY_MS
 
 
-class PostureState(KeyState, array_like=True):
+class PostureState(KeyState):
+    """Encoded as a map without its default fields: for most accounts all but three are."""
+
     bal: float = -1.0  # latest known balance, USD (-1 = never seen)
     methods: int = _UNKNOWN  # bitmask of enrolled methods (-1 = never seen)
     wp_state: str = ""  # posture of the open weak-posture finding ('' = none)

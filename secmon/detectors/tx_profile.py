@@ -184,7 +184,7 @@ def _robust_z(x: float, med: float, mad: float, floor: float) -> float:
     return max(-20.0, min(20.0, (x - med) / (1.4826 * max(mad, floor))))
 
 
-class TxProfile(KeyState, kw_only=True, gc=False):
+class TxProfile(KeyState, kw_only=True, gc=False, array_like=True):
     """One account's behaviour (see the module docstring for each field and its bound)."""
 
     n: int = 0

@@ -124,28 +124,34 @@ class ColdTier:
             self.keys += n
             self.values[account] = expires.to_bytes(_EXPIRY_BYTES, "little", signed=True) + self._encode(values)
 
-    def restore(self, rows: Iterable[tuple[int, str, bytes]]) -> int:
+    def restore(self, rows: Iterable[tuple[int, str, bytes]]) -> tuple[int, int]:
         """Load checkpointed keys (detector index, account, encoded state) packed, as if
         frozen: a restart needs no more memory than the worker held (unpacked, 1M accounts
-        would take ~2.5 GB for a moment).  Returns the number of keys."""
+        would take ~2.5 GB for a moment).  Returns the keys loaded and the keys unreadable."""
         by_account: dict[str, list[tuple[int, bytes]]] = {}
-        n = 0
         for i, account, blob in rows:
             by_account.setdefault(account, []).append((i, blob))
-            n += 1
         packed = []
+        n = bad = 0
         for account, blobs in by_account.items():
             values: list[Any] = [None] * len(self._slots)
             expires = -(2**62)
             for i, blob in blobs:
-                value = values[i] = self._decoders[i](blob)
+                try:
+                    value = values[i] = self._decoders[i](blob)
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    self._states[i].forget(account)  # unreadable: starts afresh, deleted
+                    bad += 1
+                    continue
                 expires = max(expires, value.t + self._slots[i][0])
-            packed.append((expires, account, self._encode(values)))
+                n += 1
+            if expires > -(2**62):
+                packed.append((expires, account, self._encode(values)))
         packed.sort(key=lambda p: p[0])  # in order of expiry, as ``expire`` reads them
         for expires, account, body in packed:
             self.values[account] = expires.to_bytes(_EXPIRY_BYTES, "little", signed=True) + body
         self.keys += n
-        return n
+        return n, bad
 
     # -- expiry and checkpoints ----------------------------------------------------------
     def expire(self, watermark_ms: int) -> dict[int, int]:

@@ -23,7 +23,7 @@ from typing import Any
 import msgspec
 
 from secmon.contract import Event, Finding, Severity, Subject
-from secmon.detectors.base import Detector, DetectorConfig, Scope, SourceRecord, make_finding
+from secmon.detectors.base import STATE_FORMAT, Detector, DetectorConfig, Scope, SourceRecord, make_finding
 from secmon.engine.cold import ColdTier
 from secmon.engine.timers import TimerService
 
@@ -49,6 +49,8 @@ class TaskMeta(msgspec.Struct, kw_only=True):
     #: received but not yet released (they wait for every upstream to pass their time).
     upstream: dict[str, int] = {}
     pending: list[SourceRecord] = []
+    #: ``STATE_FORMAT`` of the keyed state written with it (absent: 1, before it existed).
+    state_format: int = 1
 
 
 @dataclass
@@ -423,6 +425,7 @@ class Task:
             if blob is not None:
                 extra[det.name] = blob
         return TaskMeta(
+            state_format=STATE_FORMAT,
             stream_ms=self.stream_ms,
             offsets=dict(self.offsets),
             timers=self.timers.snapshot(),
@@ -448,17 +451,37 @@ class Task:
         for name, blob in meta.extra.items():
             if name in self.by_name:
                 self.by_name[name].restore_extra_state(blob)
+        if meta.state_format != STATE_FORMAT:
+            return self._drop_state(rows, f"state format {meta.state_format}, this version reads {STATE_FORMAT}")
         if self.cold is not None:  # straight into the cold tier: never all of it unpacked
             index = {d.name: i for i, d in enumerate(self.detectors)}
-            return self.cold.restore((index[d], key, blob) for d, key, blob in rows if d in index)
-        n = 0
-        for det_name, key, blob in rows:
-            det = self.by_name.get(det_name)
-            if det is None:
-                continue
-            det.state.load(key, self._decoders[det_name].decode(blob))
-            n += 1
+            n, bad = self.cold.restore((index[d], key, blob) for d, key, blob in rows if d in index)
+        else:
+            n, bad = 0, 0
+            for det_name, key, blob in rows:
+                det = self.by_name.get(det_name)
+                if det is None:
+                    continue
+                try:
+                    det.state.load(key, self._decoders[det_name].decode(blob))
+                    n += 1
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    det.state.forget(key)
+                    bad += 1
+        if bad:
+            log.warning("task %s: %d state keys could not be read and start afresh", self.task_id, bad)
         return n
+
+    def _drop_state(self, rows: Iterable[tuple[str, str, bytes]], why: str) -> int:
+        """A checkpoint's keyed state this version cannot read: deleted at the next checkpoint."""
+        n = 0
+        for det_name, key, _ in rows:
+            det = self.by_name.get(det_name)
+            if det is not None:
+                det.state.forget(key)
+                n += 1
+        log.warning("task %s: %s; %d state keys start afresh (offsets and timers kept)", self.task_id, why, n)
+        return 0
 
     def state_keys(self) -> int:
         """Keys held by the detectors, hot or in the cold tier."""

@@ -144,3 +144,16 @@ def test_a_restore_loads_the_state_packed_and_it_thaws_for_its_timer() -> None:
     restored.process(decoded(ev("deposit.credited", "b", T0 + 2 * MINUTE, {"tx_id": "tx-b"})))  # thaws b
     _idle_for(restored, T0 + 31 * MINUTE)  # a's timer thaws it
     assert [f.finding_id for f in out] == [_finding_id_for("tx-a")]
+
+
+def test_an_unreadable_key_restored_into_the_cold_tier_starts_afresh() -> None:
+    det = DepositTimer(DetectorConfig())
+    task = _cold_task(det, [])
+    task.process(decoded(ev("deposit.initiated", "a", T0, {"tx_id": "tx-a"})))
+    task.process(decoded(ev("deposit.initiated", "b", T0, {"tx_id": "tx-b"})))
+    changes = task.changes()
+    rows = [(d, k, b"\xc1" if k == "a" else b) for d, kv in changes.changed.items() for k, b in kv.items()]
+    restored = _cold_task(DepositTimer(DetectorConfig()), [])
+    assert restored.restore(changes.meta, rows) == 1
+    assert list(restored.cold.values) == ["b"]  # type: ignore[union-attr]
+    assert restored.changes().removed == {"t_deposit": ["a"]}

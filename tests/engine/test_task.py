@@ -209,3 +209,36 @@ def test_source_task_release_order() -> None:
     restored.process_record(SourceRecord(key="", event_type=WATERMARK, event_id="", account_id="", ts=T0 + 50,
                                          origin="account-1"))
     assert restored.detectors[0].seen == ["c", "d"]  # held records survive a checkpoint
+
+
+def _checkpoint_of_a_pending_deposit() -> tuple[Any, list[tuple[str, str, bytes]]]:
+    task = _task(DepositTimer(DetectorConfig()), out=[])
+    task.process(decoded(ev("deposit.initiated", "a", T0, {"tx_id": "tx-a"})), "wallet.events/0", 41)
+    task.process(decoded(ev("deposit.initiated", "b", T0, {"tx_id": "tx-b"})), "wallet.events/0", 42)
+    changes = task.changes()
+    return changes.meta, [(d, k, b) for d, kv in changes.changed.items() for k, b in kv.items()]
+
+
+def test_state_of_another_format_is_dropped_not_misread() -> None:
+    """After an upgrade that changed how state is encoded, offsets and timers are kept, the
+    keyed state starts afresh and the next checkpoint deletes the old rows."""
+    import msgspec
+
+    meta, rows = _checkpoint_of_a_pending_deposit()
+    old = msgspec.structs.replace(meta, state_format=1)
+    det = DepositTimer(DetectorConfig())
+    task = _task(det, out=[])
+    assert task.restore(old, rows) == 0
+    assert task.offsets == {"wallet.events/0": 43} and len(det.state) == 0
+    assert task.changes().removed == {"t_deposit": ["a", "b"]}
+    task.advance_to(T0 + HOUR)  # the restored timers find no state: nothing, and no error
+
+
+def test_an_unreadable_state_key_starts_afresh_and_the_others_are_restored() -> None:
+    meta, rows = _checkpoint_of_a_pending_deposit()
+    rows = [(d, k, b"\xc1" if k == "a" else b) for d, k, b in rows]  # 0xc1: never valid msgpack
+    det = DepositTimer(DetectorConfig())
+    task = _task(det, out=[])
+    assert task.restore(meta, rows) == 1
+    assert "b" in det.state and "a" not in det.state
+    assert task.changes().removed == {"t_deposit": ["a"]}
