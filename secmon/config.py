@@ -142,6 +142,13 @@ class EngineConfig(_Base):
     merge_skew_ms: int = 5_000
     merge_quiet_ms: int = 500
 
+    def __post_init__(self) -> None:
+        negative = [name for name in self.__struct_fields__ if getattr(self, name) < 0]
+        if negative:
+            raise ValueError(f"must not be negative: {', '.join(negative)}")
+        if self.replay_batch_size < 1 or self.max_event_bytes < 1:
+            raise ValueError("replay_batch_size and max_event_bytes must be at least 1")
+
 
 class DeliveryConfig(_Base):
     """The outbox dispatcher: retries, leases and the backpressure bound."""

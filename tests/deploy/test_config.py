@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +51,12 @@ def test_production_settings(config: Config) -> None:
     assert api.host == "0.0.0.0" and api.metrics
     assert config.store.url.reveal().startswith("postgresql")
     assert config.logging.format == "json"
+
+
+def test_engine_settings_are_checked(tmp_path: Path) -> None:
+    path = tmp_path / "secmon.yaml"
+    path.write_text("engine:\n  cold_after_ms: -1\n")
+    with pytest.raises(ConfigError, match="cold_after_ms"):
+        load_config(path)
+    path.write_text("engine:\n  cold_after_ms: 0\n")
+    assert load_config(path).engine.cold_after_ms == 0  # 0: the cold tier is off
