@@ -19,7 +19,8 @@ no detector holds a state object across calls (micro-batched scoring has finishe
 A frozen value is ``expires_at`` (8 bytes) followed by the msgpack array of each detector's
 state (nil where it holds none), encoded as a checkpoint encodes it.  Nothing here is ever
 persisted; the checkpoint goes on storing each detector's key as before (a change not yet
-checkpointed when its key is frozen is written from here, see ``Task.changes``).
+checkpointed when its key is frozen is written from here, see ``Task.changes``), and a
+restore packs the checkpointed keys straight into this tier (``restore``).
 
 Expiry.  A detector's key would have expired at ``t + state_ttl_ms``; the value expires at
 the latest of its detectors' (keys of shorter-lived detectors are dropped when it is thawed,
@@ -54,7 +55,6 @@ class ColdTier:
         bundle = tuple[tuple(Optional[d.State] for d in self.detectors)]  # type: ignore[misc]  # noqa: UP045
         self._encode = msgspec.msgpack.Encoder().encode
         self._decode = msgspec.msgpack.Decoder(bundle).decode
-        self._encode_one = msgspec.msgpack.Encoder().encode
         self.generation_ms = max(1, cold_after_ms // 2)
         #: account → packed state of its detectors, in the order frozen
         self.values: dict[str, bytes] = {}
@@ -176,7 +176,7 @@ class ColdTier:
         if packed is None:
             return None
         value = self._decode(memoryview(packed)[_EXPIRY_BYTES:])[index]
-        return None if value is None else self._encode_one(value)
+        return None if value is None else self._encode(value)
 
     def __len__(self) -> int:
         return len(self.values)
