@@ -212,7 +212,8 @@ class KeyedState(Generic[S]):
         return self._data, self._dirty, self._dirty_frozen
 
     def forget(self, key: str) -> None:
-        """A key the cold tier held expired: delete it from the checkpoint."""
+        """Delete ``key`` from the checkpoint without holding it here: a key the cold tier
+        held expired, or a restored key could not be read."""
         self._dirty_frozen.discard(key)
         self._removed.add(key)
 

@@ -31,7 +31,7 @@ alive: one frozen out of order expires a little late.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Optional
 
 import msgspec
@@ -44,15 +44,20 @@ _EXPIRY_BYTES = 8
 class ColdTier:
     """Idle accounts' state of one account task, packed (see the module docstring)."""
 
-    def __init__(self, detectors: Sequence[Detector[Any, Any]], cold_after_ms: int) -> None:
-        self.detectors = list(detectors)
-        self._states = [d.state for d in self.detectors]
+    def __init__(
+        self,
+        detectors: Sequence[Detector[Any, Any]],
+        decoders: Sequence[Callable[[bytes], Any]],
+        cold_after_ms: int,
+    ) -> None:
+        """``decoders``: each detector's checkpoint decoder, in the order of ``detectors``."""
+        self._states = [d.state for d in detectors]
         #: per detector: TTL, and its state's dict, changed keys and frozen changed keys
-        self._slots = [(d.state.ttl_ms, *d.state.cold_handles()) for d in self.detectors]
-        self._decoders = [msgspec.msgpack.Decoder(d.State).decode for d in self.detectors]
+        self._slots = [(d.state.ttl_ms, *d.state.cold_handles()) for d in detectors]
+        self._decoders = list(decoders)
         # One value is a tuple with each detector's state or None, encoded and decoded in
         # one call each (a call per detector was most of the cost of a freeze and a thaw).
-        bundle = tuple[tuple(Optional[d.State] for d in self.detectors)]  # type: ignore[misc]  # noqa: UP045
+        bundle = tuple[tuple(Optional[d.State] for d in detectors)]  # type: ignore[misc]  # noqa: UP045
         self._encode = msgspec.msgpack.Encoder().encode
         self._decode = msgspec.msgpack.Decoder(bundle).decode
         self.generation_ms = max(1, cold_after_ms // 2)
@@ -77,7 +82,7 @@ class ColdTier:
         packed = self.values.pop(account, None)
         if packed is None:
             return
-        for i, value in enumerate(self._decode(memoryview(packed)[_EXPIRY_BYTES:])):
+        for i, value in enumerate(self._unpack(packed)):
             if value is None:
                 continue
             self.keys -= 1
@@ -108,8 +113,7 @@ class ColdTier:
     def _freeze(self, account: str) -> None:
         values = []
         n = 0
-        expires = -(2**62)
-        for ttl, data, dirty, frozen in self._slots:
+        for _, data, dirty, frozen in self._slots:
             value = data.pop(account, None)
             values.append(value)
             if value is None:
@@ -118,11 +122,9 @@ class ColdTier:
             if account in dirty:  # not checkpointed yet: written from here (Task.changes)
                 dirty.discard(account)
                 frozen.add(account)
-            if value.t + ttl > expires:
-                expires = value.t + ttl
         if n:
             self.keys += n
-            self.values[account] = expires.to_bytes(_EXPIRY_BYTES, "little", signed=True) + self._encode(values)
+            self.values[account] = self._pack(values)
 
     def restore(self, rows: Iterable[tuple[int, str, bytes]]) -> tuple[int, int]:
         """Load checkpointed keys (detector index, account, encoded state) packed, as if
@@ -135,21 +137,17 @@ class ColdTier:
         n = bad = 0
         for account, blobs in by_account.items():
             values: list[Any] = [None] * len(self._slots)
-            expires = -(2**62)
             for i, blob in blobs:
                 try:
-                    value = values[i] = self._decoders[i](blob)
+                    values[i] = self._decoders[i](blob)
+                    n += 1
                 except (msgspec.DecodeError, msgspec.ValidationError):
                     self._states[i].forget(account)  # unreadable: starts afresh, deleted
                     bad += 1
-                    continue
-                expires = max(expires, value.t + self._slots[i][0])
-                n += 1
-            if expires > -(2**62):
-                packed.append((expires, account, self._encode(values)))
-        packed.sort(key=lambda p: p[0])  # in order of expiry, as ``expire`` reads them
-        for expires, account, body in packed:
-            self.values[account] = expires.to_bytes(_EXPIRY_BYTES, "little", signed=True) + body
+            if any(v is not None for v in values):
+                packed.append((account, self._pack(values)))
+        packed.sort(key=lambda item: _expiry(item[1]))  # in order of expiry, as ``expire`` reads them
+        self.values.update(packed)
         self.keys += n
         return n, bad
 
@@ -158,12 +156,12 @@ class ColdTier:
         """Drop values whose every key is past its TTL; returns keys dropped per detector."""
         stale = []
         for account, packed in self.values.items():
-            if int.from_bytes(packed[:_EXPIRY_BYTES], "little", signed=True) >= watermark_ms:
+            if _expiry(packed) >= watermark_ms:
                 break
             stale.append(account)
         dropped: dict[int, int] = {}
         for account in stale:
-            for i, value in enumerate(self._decode(memoryview(self.values.pop(account))[_EXPIRY_BYTES:])):
+            for i, value in enumerate(self._unpack(self.values.pop(account))):
                 if value is not None:
                     self._states[i].forget(account)
                     dropped[i] = dropped.get(i, 0) + 1
@@ -175,8 +173,22 @@ class ColdTier:
         packed = self.values.get(account)
         if packed is None:
             return None
-        value = self._decode(memoryview(packed)[_EXPIRY_BYTES:])[index]
+        value = self._unpack(packed)[index]
         return None if value is None else self._encode(value)
 
     def __len__(self) -> int:
         return len(self.values)
+
+    # -- the packed form -----------------------------------------------------------------
+    def _pack(self, values: Sequence[Any]) -> bytes:
+        """Each detector's state (or None) → ``expires_at`` + the encoded tuple."""
+        expires = max(v.t + slot[0] for v, slot in zip(values, self._slots, strict=True) if v is not None)
+        return expires.to_bytes(_EXPIRY_BYTES, "little", signed=True) + self._encode(values)
+
+    def _unpack(self, packed: bytes) -> tuple[Any, ...]:
+        return self._decode(memoryview(packed)[_EXPIRY_BYTES:])  # type: ignore[no-any-return]
+
+
+def _expiry(packed: bytes) -> int:
+    """When every detector key of a packed value has passed its TTL."""
+    return int.from_bytes(packed[:_EXPIRY_BYTES], "little", signed=True)

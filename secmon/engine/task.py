@@ -142,7 +142,11 @@ class Task:
         self._pending_seq = 0
         self._low = 0
         account_scope = all(d.scope is Scope.ACCOUNT for d in self.detectors)
-        self.cold = ColdTier(self.detectors, cold_after_ms) if cold_after_ms > 0 and self.detectors and account_scope else None
+        self.cold = (
+            ColdTier(self.detectors, [self._decoders[d.name].decode for d in self.detectors], cold_after_ms)
+            if cold_after_ms > 0 and self.detectors and account_scope
+            else None
+        )
 
     # -- Context -------------------------------------------------------------------------
     @property
@@ -192,8 +196,8 @@ class Task:
             emitter = self._current
             for det in listeners:
                 if det.name != emitter:
-                    if self.cold is not None and account_id is not None and account_id not in self.cold.seen:
-                        self.cold.touch(account_id, self._last_expire)
+                    if account_id is not None:
+                        self._make_hot(account_id)
                     self._call(det, det.on_finding, finding)
             self._current = emitter
         return finding
@@ -372,8 +376,7 @@ class Task:
                 if det is None:
                     continue
                 self._now = due_ms
-                if self.cold is not None and key not in self.cold.seen:
-                    self.cold.touch(key, self._last_expire)
+                self._make_hot(key)
                 self._call(det, det.on_timer, key, tag)
         if wm - self._last_expire >= self.expire_every_ms:
             self._last_expire = wm
@@ -384,6 +387,12 @@ class Task:
             if self.cold is not None:
                 for i, n in self.cold.expire(wm).items():
                     self.hooks.keys_expired(self.detectors[i].name, n)
+
+    def _make_hot(self, account: str) -> None:
+        """Thaw ``account`` from the cold tier before a detector uses it outside ``process``
+        (a timer, another detector's finding); ``process`` inlines the same test."""
+        if self.cold is not None and account not in self.cold.seen:
+            self.cold.touch(account, self._last_expire)
 
     def _call(self, det: Detector[Any, Any], method: Callable[..., None], *args: Any) -> None:
         self._current = det.name

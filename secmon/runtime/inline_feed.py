@@ -28,7 +28,7 @@ from typing import Any
 from kafka import KafkaProducer
 from sqlalchemy import Connection
 
-from secmon.alerts.sinks.kafka_topic import DEDUP_HEADER
+from secmon.alerts.sinks.kafka_topic import send_item
 from secmon.metrics import Metrics
 from secmon.store.outbox import OutboxItem, OutboxMessage, enqueue, enqueue_claimed, mark_sent_in, release_in
 
@@ -125,12 +125,7 @@ class InlineFeed:
             self._outstanding += len(items)
         for item in items:
             try:
-                future = self.producer.send(
-                    self.topics[item.channel],
-                    key=item.msg_key,
-                    value=item.payload,
-                    headers=[(DEDUP_HEADER, item.dedup_key.encode())],
-                )
+                future = send_item(self.producer, self.topics[item.channel], item)
             except Exception as exc:  # e.g. the buffer is full: the dispatcher retries it
                 self._on_error(item, exc)
                 continue

@@ -21,6 +21,12 @@ log = logging.getLogger(__name__)
 DEDUP_HEADER = "secmon-dedup"
 
 
+def send_item(producer: KafkaProducer, topic: str, item: OutboxItem) -> Any:
+    """Send an outbox row as its feed record: its key, its payload and the dedup header that
+    :meth:`KafkaTopicSink.reconcile` looks for.  Returns the producer's future."""
+    return producer.send(topic, key=item.msg_key, value=item.payload, headers=[(DEDUP_HEADER, item.dedup_key.encode())])
+
+
 class KafkaTopicSink(Sink):
     def __init__(
         self,
@@ -41,14 +47,7 @@ class KafkaTopicSink(Sink):
         futures: list[Any] = []
         for item in items:
             try:
-                futures.append(
-                    self.producer.send(
-                        self.topic,
-                        key=item.msg_key,
-                        value=item.payload,
-                        headers=[(DEDUP_HEADER, item.dedup_key.encode())],
-                    )
-                )
+                futures.append(send_item(self.producer, self.topic, item))
             except KafkaError as exc:
                 futures.append(exc)
         try:
