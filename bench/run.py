@@ -6,7 +6,8 @@
 On the embedded broker (Tansu) it measures, in one run:
   1. the raw ceiling: kafka-python consume + JSON decode of the same events, one consumer;
   2. secmon end to end (consume → decode → merge → detect → commit → feed), all detectors on,
-     and with every detector off (the core pipeline alone);
+     and with every detector off (the core pipeline alone), the worker's consumer in its
+     fetch process (the default), and the core alone once more in one process;
   3. the engine alone from a file (``secmon replay``'s path), all detectors on and off;
   4. p50/p99 event-to-finding latency at a fixed offered rate (10k events/s by default);
   5. resident memory per active account (100k and 1M accounts) with every detector on.
@@ -85,7 +86,8 @@ def _consumed(metrics: Metrics) -> float:
     return total
 
 
-def service_config(bootstrap: str, prefix: str, tmp: Path, detectors: dict[str, Any], app: str | None = None) -> Any:
+def service_config(bootstrap: str, prefix: str, tmp: Path, detectors: dict[str, Any], app: str | None = None,
+                   fetch_process: bool = True) -> Any:
     names = {
         "auth": f"{prefix}.auth.events", "wallet": f"{prefix}.wallet.events",
         "snapshots": f"{prefix}.account.snapshots", "findings": f"{prefix}.secmon.findings",
@@ -97,7 +99,8 @@ def service_config(bootstrap: str, prefix: str, tmp: Path, detectors: dict[str, 
         {
             "app_id": app or prefix,
             "kafka": {"bootstrap_servers": bootstrap, "group_id": f"{app or prefix}-g", "topics": names,
-                      "session_timeout_ms": 6000, "heartbeat_interval_ms": 2000, "create_topics": False},
+                      "session_timeout_ms": 6000, "heartbeat_interval_ms": 2000, "create_topics": False,
+                      "fetch_process": fetch_process},
             "store": {"url": f"sqlite:///{tmp / ((app or prefix) + '.db')}"},
             "detectors": detectors,
             "logging": {"level": "WARNING"},
@@ -106,12 +109,14 @@ def service_config(bootstrap: str, prefix: str, tmp: Path, detectors: dict[str, 
 
 
 def secmon_end_to_end(bootstrap: str, prefix: str, app: str, n: int, tmp: Path,
-                      detectors: dict[str, Any]) -> dict[str, float]:
-    """One in-process worker over the pre-produced topics; timed from first to last event."""
+                      detectors: dict[str, Any], fetch_process: bool = True) -> dict[str, float]:
+    """One worker (in this process, its consumer in a fetch process unless ``fetch_process`` is
+    off) over the pre-produced topics; timed from first to last event."""
     from secmon.app import build_service
 
     metrics = Metrics()
-    service = build_service(service_config(bootstrap, prefix, tmp, detectors, app), serve=False, metrics=metrics)
+    config = service_config(bootstrap, prefix, tmp, detectors, app, fetch_process)
+    service = build_service(config, serve=False, metrics=metrics)
     thread = threading.Thread(target=service.run, daemon=True)
     thread.start()
     started = None
@@ -361,9 +366,16 @@ def e2e(bootstrap: str, events: EventSet, tmp: Path, results: dict[str, Any]) ->
     log(f"secmon end to end, core only: {results['e2e_no_detectors']['events_per_s']:,.0f} ev/s")
     results["e2e_all_detectors"] = secmon_end_to_end(bootstrap, prefix, prefix + "a", n, tmp, {})
     log(f"secmon end to end, all detectors: {results['e2e_all_detectors']['events_per_s']:,.0f} ev/s")
+    # The same core run with the consumer in the worker's own process (kafka.fetch_process off).
+    results["e2e_no_detectors_one_process"] = secmon_end_to_end(bootstrap, prefix, prefix + "o", n, tmp, ALL_OFF,
+                                                                fetch_process=False)
+    log(f"secmon end to end, core only, one process: "
+        f"{results['e2e_no_detectors_one_process']['events_per_s']:,.0f} ev/s")
     ceiling = results["raw_ceiling_events_per_s"]
-    results["e2e_core_share_of_ceiling"] = round(results["e2e_no_detectors"]["events_per_s"] / ceiling, 3)
-    results["e2e_all_share_of_ceiling"] = round(results["e2e_all_detectors"]["events_per_s"] / ceiling, 3)
+    for key in ("no_detectors", "all_detectors", "no_detectors_one_process"):
+        results[f"e2e_{key}"]["share_of_ceiling"] = round(results[f"e2e_{key}"]["events_per_s"] / ceiling, 3)
+    results["e2e_core_share_of_ceiling"] = results["e2e_no_detectors"]["share_of_ceiling"]
+    results["e2e_all_share_of_ceiling"] = results["e2e_all_detectors"]["share_of_ceiling"]
 
 
 def memory(counts: str, results: dict[str, Any]) -> None:

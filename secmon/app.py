@@ -22,7 +22,7 @@ from secmon.runtime.commit import DLQ_CHANNEL, FINDINGS_CHANNEL, BatchCommitter,
 from secmon.runtime.inline_feed import InlineFeed
 from secmon.runtime.server import OpsServer
 from secmon.runtime.worker import Worker, task_hooks
-from secmon.sources.kafka import ensure_topics, make_consumer, make_producer, wait_for_broker
+from secmon.sources.kafka import ensure_topics, make_consumer, make_group_consumer, make_producer, wait_for_broker
 from secmon.store.checkpoints import CheckpointStore
 from secmon.store.db import open_database
 from secmon.store.outbox import Outbox
@@ -130,7 +130,7 @@ def build_service(config: Config, *, serve: bool = True, metrics: Metrics | None
         committer,
         checkpoints,
         metrics,
-        lambda: make_consumer(kafka),
+        lambda: make_group_consumer(kafka),
         producer,
         on_committed=lambda new: _delivery_due(dispatcher, new, inline),
     )

@@ -86,6 +86,10 @@ class KafkaConfig(_Base):
     #: Longest wait for the producer to deliver before a checkpoint; past it the checkpoint
     #: fails (and is retried) rather than blocking the loop, or shutdown, for ever.
     flush_timeout_s: float = 30.0
+    #: Run the worker's consumer (fetching and kafka-python's pure-Python record parsing) in
+    #: a child process that reads a batch ahead, so parsing overlaps with detection on a
+    #: second core (``secmon/sources/fetch_process.py``).  ``false``: all in one process.
+    fetch_process: bool = True
     #: Create missing topics at start-up (demo/dev); production topics are made by ops.
     create_topics: bool = True
     partitions: int = 4
@@ -195,6 +199,7 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 def _expand_env(value: Any) -> Any:
     if isinstance(value, str):
+
         def sub(m: re.Match[str]) -> str:
             name, default = m.group(1), m.group(2)
             if name in os.environ:

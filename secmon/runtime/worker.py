@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
@@ -42,11 +42,10 @@ from secmon.engine.task import Task, TaskHooks
 from secmon.metrics import Metrics
 from secmon.runtime.commit import BatchCommitter
 from secmon.runtime.repartition import Repartitioner, decode_batch
-from secmon.sources.kafka import check_copartitioned, partition_counts
+from secmon.sources.kafka import GroupConsumer, check_copartitioned, partition_counts
 from secmon.store.checkpoints import CheckpointStore
 
 log = logging.getLogger(__name__)
-
 
 
 def _wall_ms() -> int:
@@ -97,7 +96,7 @@ class Worker:
         committer: BatchCommitter,
         checkpoints: CheckpointStore,
         metrics: Metrics,
-        consumer_factory: Callable[[], KafkaConsumer],
+        consumer_factory: Callable[[], GroupConsumer],
         producer: KafkaProducer,
         *,
         on_committed: Callable[[list[Finding]], None] = lambda new: None,
@@ -124,7 +123,7 @@ class Worker:
         self._dead: list[DeadLetter] = []
         self._sampled_record_ms: list[int] = []
         self._last_checkpoint = 0
-        self._consumer: KafkaConsumer | None = None
+        self._consumer: GroupConsumer | None = None
         self._paused = False
         self._last_gauges = 0
         self.last_loop_monotonic = 0.0
@@ -142,12 +141,12 @@ class Worker:
     def run(self) -> None:
         consumer = self.consumer_factory()
         self._consumer = consumer
-        topics = [*self.input_topics, self.repartition_topic]
-        self.partitions = check_copartitioned(partition_counts(consumer, topics))
-        self.repartitioner = Repartitioner(self.producer, self.repartition_topic, self.partitions)
-        consumer.subscribe(topics=topics, listener=_Listener(self))
         eng = self.config.engine
         try:
+            topics = [*self.input_topics, self.repartition_topic]
+            self.partitions = check_copartitioned(partition_counts(consumer, topics))
+            self.repartitioner = Repartitioner(self.producer, self.repartition_topic, self.partitions)
+            consumer.subscribe(topics=topics, listener=_Listener(self))
             while not self.stopping.is_set():
                 self.last_loop_monotonic = time.monotonic()
                 self._apply_backpressure(consumer)
@@ -166,7 +165,7 @@ class Worker:
         finally:
             self._shutdown(consumer)
 
-    def _shutdown(self, consumer: KafkaConsumer) -> None:
+    def _shutdown(self, consumer: GroupConsumer) -> None:
         try:
             if self.account or self.source:
                 self._commit(self.clock(), force=True)
@@ -275,7 +274,7 @@ class Worker:
         )
         self.metrics.dead_letters.labels(reason).inc()
 
-    def _resolve_positions(self, consumer: KafkaConsumer) -> None:
+    def _resolve_positions(self, consumer: GroupConsumer) -> None:
         """Record where each newly assigned input starts, so its lag is known exactly."""
         for rt in self.account.values():
             if not rt.unresolved:
@@ -453,7 +452,10 @@ class Worker:
                 if len(inputs) != len(self.input_topics):
                     log.error(
                         "partition %d: assigned %s but not all of %s; the assignor must co-assign "
-                        "(Range assignor, equal partition counts)", p, inputs, self.input_topics,
+                        "(Range assignor, equal partition counts)",
+                        p,
+                        inputs,
+                        self.input_topics,
                     )
                 rt = self._new_account_runtime(p, inputs)
                 restored += self._restore(rt, consumer)
@@ -477,19 +479,24 @@ class Worker:
 
     def _new_account_runtime(self, p: int, inputs: list[str]) -> TaskRuntime:
         task = self.pipeline.account_task(
-            f"account-{p}", self._findings.append,
+            f"account-{p}",
+            self._findings.append,
             self.repartitioner.add if self.pipeline.has_source_detectors else None,
         )
         return TaskRuntime(
             task=task,
             partition=p,
             topics=inputs,
-            merger=TimeMerger(inputs, self.config.engine.max_task_idle_ms,
-                              skew_ms=self.config.engine.merge_skew_ms, quiet_ms=self.config.engine.merge_quiet_ms),
+            merger=TimeMerger(
+                inputs,
+                self.config.engine.max_task_idle_ms,
+                skew_ms=self.config.engine.merge_skew_ms,
+                quiet_ms=self.config.engine.merge_quiet_ms,
+            ),
             unresolved=set(inputs),
         )
 
-    def _restore(self, rt: TaskRuntime, consumer: KafkaConsumer) -> int:
+    def _restore(self, rt: TaskRuntime, consumer: GroupConsumer) -> int:
         loaded = self.checkpoints.load(rt.task.task_id)
         if loaded is None:
             return 0
@@ -505,7 +512,7 @@ class Worker:
         return n
 
     # -- housekeeping --------------------------------------------------------------------
-    def _apply_backpressure(self, consumer: KafkaConsumer) -> None:
+    def _apply_backpressure(self, consumer: GroupConsumer) -> None:
         limit = self.config.delivery.max_pending
         depth = self.outbox_depth()
         if not self._paused and depth > limit:
@@ -519,7 +526,7 @@ class Worker:
             self.metrics.backpressure.set(0)
             log.info("outbox drained to %d: resuming consumption", depth)
 
-    def _refresh_gauges(self, consumer: KafkaConsumer, now: int) -> None:
+    def _refresh_gauges(self, consumer: GroupConsumer, now: int) -> None:
         if now - self._last_gauges < 1000:  # about once a second is plenty
             return
         self._last_gauges = now
@@ -529,12 +536,13 @@ class Worker:
                 pos = rt.checkpoint_offsets().get(rt.origin(topic), rt.fetched.get(topic, 0))
                 if hw is not None:
                     self.metrics.consumer_lag.labels(topic, str(rt.partition)).set(max(0, hw - pos))
-        oldest = min((rt.last_checkpoint_wall for rt in (*self.account.values(), *self.source.values())),
-                     default=now)
+        oldest = min((rt.last_checkpoint_wall for rt in (*self.account.values(), *self.source.values())), default=now)
         self.metrics.checkpoint_age.set(max(0, now - oldest) / 1000 if oldest else 0)
         self.metrics.state_keys.labels("account").set(sum(rt.task.state_keys() for rt in self.account.values()))
         self.metrics.state_keys.labels("source").set(sum(rt.task.state_keys() for rt in self.source.values()))
-        self.metrics.cold_accounts.set(sum(len(rt.task.cold) for rt in self.account.values() if rt.task.cold is not None))
+        self.metrics.cold_accounts.set(
+            sum(len(rt.task.cold) for rt in self.account.values() if rt.task.cold is not None)
+        )
 
 
 class _Listener(ConsumerRebalanceListener):

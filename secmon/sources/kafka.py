@@ -12,8 +12,13 @@ from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from secmon.config import KafkaConfig
+from secmon.sources.fetch_process import ProcessConsumer
 
 log = logging.getLogger(__name__)
+
+
+#: What the worker consumes through: kafka-python's consumer, or its stand-in in a fetch process.
+GroupConsumer = KafkaConsumer | ProcessConsumer
 
 
 class TopologyError(RuntimeError):
@@ -21,6 +26,10 @@ class TopologyError(RuntimeError):
 
 
 def make_consumer(cfg: KafkaConfig, *, group: bool = True, **overrides: Any) -> KafkaConsumer:
+    return KafkaConsumer(**consumer_options(cfg, group=group, **overrides))
+
+
+def consumer_options(cfg: KafkaConfig, *, group: bool = True, **overrides: Any) -> dict[str, Any]:
     """A consumer with manual commits and the Range assignor.
 
     Range assigns partition *p* of every subscribed topic with the same partition count to
@@ -49,7 +58,14 @@ def make_consumer(cfg: KafkaConfig, *, group: bool = True, **overrides: Any) -> 
     else:
         opts["group_id"] = None
     opts |= overrides
-    return KafkaConsumer(**opts)
+    return opts
+
+
+def make_group_consumer(cfg: KafkaConfig) -> GroupConsumer:
+    """The worker's consumer: in a fetch process of its own unless ``kafka.fetch_process`` is off."""
+    if not cfg.fetch_process:
+        return make_consumer(cfg)
+    return ProcessConsumer(consumer_options(cfg))
 
 
 def make_producer(cfg: KafkaConfig, **overrides: Any) -> KafkaProducer:
@@ -105,7 +121,7 @@ def ensure_topics(cfg: KafkaConfig, topics: list[str], partitions: int | None = 
         admin.close()
 
 
-def partition_counts(consumer: KafkaConsumer, topics: list[str], timeout_s: float = 30.0) -> dict[str, int]:
+def partition_counts(consumer: GroupConsumer, topics: list[str], timeout_s: float = 30.0) -> dict[str, int]:
     deadline = time.monotonic() + timeout_s
     counts: dict[str, int] = {}
     for topic in topics:

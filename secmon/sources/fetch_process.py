@@ -1,0 +1,445 @@
+"""The worker's Kafka consumer, run in a process of its own.
+
+kafka-python parses record batches in pure Python (varints, headers, one object per
+record): on the bench machine that costs as much CPU as everything else in the core
+pipeline.  Here the ``KafkaConsumer`` (group membership, fetching, parsing, commits) lives
+in a child process that hands the worker each poll batch as one msgpack message, a batch or
+two ahead, so parsing the next batch overlaps with detecting the current one, on another
+core.  :class:`ProcessConsumer` stands in for the part of ``KafkaConsumer`` the worker uses,
+with the same meaning:
+
+- ``poll`` returns batches in fetch order; ``position`` and ``highwater`` are as of the last
+  batch returned, never the child's read-ahead, so checkpointed offsets cannot run ahead of
+  processed records;
+- rebalance callbacks run in the worker, from ``poll`` (as kafka-python runs them), while
+  the child waits inside its own listener: commits and seeks made there happen inside the
+  rebalance, exactly as in process;
+- records fetched before a ``seek`` are dropped;
+- the child ignores SIGINT/SIGTERM (the worker stops it in order: final commit, then
+  ``close``) and exits when the worker is gone (end of file on the pipe).
+
+This module imports nothing from secmon: the child is a fresh interpreter
+(``python -m secmon.sources.fetch_process``; forking a threaded process is unsafe, and
+multiprocessing's ``spawn`` would import the worker's whole main module) that loads only
+kafka-python and msgspec.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from multiprocessing.connection import Connection
+from typing import Any, Literal
+
+import msgspec
+from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+
+log = logging.getLogger(__name__)
+
+#: Batches the child may hand over before the worker has taken them: one being processed,
+#: one ready.  More only buys memory.
+READ_AHEAD = 2
+#: How long the child's ``poll`` may block; commands (commits, seeks) wait at most this.
+CHILD_POLL_MS = 20
+#: An idle child still reports positions and high watermarks this often.
+IDLE_REPORT_MS = 200
+#: A command the child does not answer within this is a dead child.
+CALL_TIMEOUT_S = 120.0
+
+
+# ------------------------------------------------------------------------------- messages
+class FetchedRecord(msgspec.Struct, array_like=True, gc=False):
+    """What the worker reads of a Kafka record (the attributes of kafka-python's)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+
+
+class Mark(msgspec.Struct, array_like=True):
+    """Where one assigned partition stands after a batch."""
+
+    topic: str
+    partition: int
+    position: int | None
+    highwater: int | None
+
+
+class Batch(msgspec.Struct, tag="batch", array_like=True):
+    records: list[FetchedRecord]
+    marks: list[Mark]
+
+
+class Rebalance(msgspec.Struct, tag="rebalance", array_like=True):
+    kind: Literal["revoked", "assigned"]
+    partitions: list[tuple[str, int]]
+
+
+class Reply(msgspec.Struct, tag="reply", array_like=True):
+    value: Any = None
+    error: str | None = None
+
+
+class Failed(msgspec.Struct, tag="failed", array_like=True):
+    error: str
+
+
+class Call(msgspec.Struct, tag="call", array_like=True):
+    op: str
+    args: list[Any] = []
+
+
+class Credit(msgspec.Struct, tag="credit", array_like=True):
+    pass
+
+
+ToWorker = Batch | Rebalance | Reply | Failed
+ToChild = Call | Credit
+
+
+class FetchProcessError(RuntimeError):
+    """The fetch process failed or went away; the worker cannot go on without it."""
+
+
+# ---------------------------------------------------------------------------- the worker side
+class ProcessConsumer:
+    """The worker's end: the ``KafkaConsumer`` methods the worker calls, served by the child."""
+
+    def __init__(self, options: dict[str, Any], *, read_ahead: int = READ_AHEAD) -> None:
+        ours, theirs = socket.socketpair()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", __name__, str(theirs.fileno()), str(read_ahead)], pass_fds=[theirs.fileno()]
+        )
+        theirs.close()
+        self._conn = Connection(ours.detach())
+        self._conn.send(options)  # pickled once: plain values and the assignor classes
+        self._encode = msgspec.msgpack.Encoder().encode
+        self._decode = msgspec.msgpack.Decoder(ToWorker).decode
+        self._waiting: deque[ToWorker] = deque()
+        self._listener: ConsumerRebalanceListener | None = None
+        self._assignment: set[TopicPartition] = set()
+        self._positions: dict[TopicPartition, int] = {}
+        self._highwaters: dict[TopicPartition, int] = {}
+        self._closed = False
+
+    # -- consuming ---------------------------------------------------------------------
+    def subscribe(self, topics: Sequence[str], listener: ConsumerRebalanceListener | None = None) -> None:
+        self._listener = listener
+        self._call("subscribe", [list(topics)])
+
+    def poll(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[TopicPartition, list[FetchedRecord]]:
+        """The next batch the child fetched (``max_records`` is the child's, from the options);
+        a rebalance runs the listener here and returns an empty batch."""
+        message = self._next(timeout_ms / 1000)
+        if message is None:
+            return {}
+        if isinstance(message, Rebalance):
+            self._rebalance(message)
+            return {}
+        assert isinstance(message, Batch)
+        self._send(Credit())
+        for mark in message.marks:
+            tp = TopicPartition(mark.topic, mark.partition)
+            if mark.position is not None:
+                self._positions[tp] = mark.position
+            if mark.highwater is not None:
+                self._highwaters[tp] = mark.highwater
+        batch: dict[TopicPartition, list[FetchedRecord]] = {}
+        for rec in message.records:
+            tp = TopicPartition(rec.topic, rec.partition)
+            records = batch.get(tp)
+            if records is None:
+                batch[tp] = records = []
+            records.append(rec)
+        return batch
+
+    def position(self, partition: TopicPartition) -> int:
+        """The next offset ``poll`` will return for the partition (as of the last batch)."""
+        position = self._positions.get(partition)
+        if position is None:
+            raise FetchProcessError(f"position of {partition} not known yet")
+        return position
+
+    def highwater(self, partition: TopicPartition) -> int | None:
+        return self._highwaters.get(partition)
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self._assignment)
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self._call("seek", [partition.topic, partition.partition, offset])
+        # Everything still waiting was fetched before the seek.
+        for message in self._waiting:
+            if isinstance(message, Batch):
+                message.records = [
+                    r for r in message.records if (r.topic, r.partition) != (partition.topic, partition.partition)
+                ]
+                message.marks = [
+                    m for m in message.marks if (m.topic, m.partition) != (partition.topic, partition.partition)
+                ]
+        self._positions[partition] = offset
+
+    def pause(self, *partitions: TopicPartition) -> None:
+        self._call("pause", [list(tp) for tp in partitions])
+
+    def resume(self, *partitions: TopicPartition) -> None:
+        self._call("resume", [list(tp) for tp in partitions])
+
+    def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        self._call("commit", _offsets(offsets))
+
+    def commit_async(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        self._call("commit_async", _offsets(offsets))
+
+    def partitions_for_topic(self, topic: str) -> set[int] | None:
+        parts = self._call("partitions_for_topic", [topic])
+        return set(parts) if parts is not None else None
+
+    def close(self, autocommit: bool = False, timeout_s: float = 30.0) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:  # kafka-python's close revokes the assignment: the listener runs meanwhile
+            self._call("close", [autocommit], timeout_s=timeout_s, rebalance_inline=True)
+        except FetchProcessError as exc:
+            log.warning("fetch process did not close cleanly: %s", exc)
+        try:
+            self._process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait(5)
+        self._conn.close()
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _rebalance(self, message: Rebalance) -> None:
+        tps = [TopicPartition(t, p) for t, p in message.partitions]
+        if message.kind == "revoked":
+            callback = self._listener.on_partitions_revoked if self._listener else None
+            self._assignment.difference_update(tps)
+            for tp in tps:
+                self._positions.pop(tp, None)
+                self._highwaters.pop(tp, None)
+        else:
+            callback = self._listener.on_partitions_assigned if self._listener else None
+            self._assignment.update(tps)
+        try:
+            if callback is not None:
+                callback(tps)
+        except Exception:  # as kafka-python does: a failing listener is logged, not fatal
+            log.exception("rebalance listener failed (%s)", message.kind)
+        finally:
+            self._call("rebalanced")
+
+    def _call(
+        self,
+        op: str,
+        args: list[Any] | None = None,
+        *,
+        timeout_s: float = CALL_TIMEOUT_S,
+        rebalance_inline: bool = False,
+    ) -> Any:
+        """Send a call and wait for its reply; batches and rebalances that come first wait for
+        ``poll`` (or, with ``rebalance_inline``, a rebalance runs now: the child is blocked
+        in the call until the listener is done)."""
+        self._send(Call(op, args or []))
+        deadline = time.monotonic() + timeout_s
+        while True:
+            message = self._receive(max(0.0, deadline - time.monotonic()))
+            if message is None:
+                raise FetchProcessError(f"fetch process did not answer {op!r} within {timeout_s:.0f} s")
+            if isinstance(message, Reply):
+                if message.error is not None:
+                    raise FetchProcessError(f"{op}: {message.error}")
+                return message.value
+            if rebalance_inline and isinstance(message, Rebalance):
+                self._rebalance(message)
+            else:
+                self._waiting.append(message)  # a batch or a rebalance, for poll
+
+    def _next(self, timeout_s: float) -> ToWorker | None:
+        if self._waiting:
+            return self._waiting.popleft()
+        message = self._receive(timeout_s)
+        if isinstance(message, Reply):  # only calls expect replies; one here is a protocol bug
+            raise FetchProcessError(f"unexpected reply from the fetch process: {message}")
+        return message
+
+    def _receive(self, timeout_s: float) -> ToWorker | None:
+        try:
+            if not self._conn.poll(timeout_s):
+                return None
+            message = self._decode(self._conn.recv_bytes())
+        except (EOFError, OSError) as exc:
+            raise FetchProcessError(f"the fetch process is gone (exit code {self._process.poll()})") from exc
+        if isinstance(message, Failed):
+            raise FetchProcessError(message.error)
+        return message
+
+    def _send(self, message: ToChild) -> None:
+        try:
+            self._conn.send_bytes(self._encode(message))
+        except OSError as exc:
+            raise FetchProcessError(f"the fetch process is gone (exit code {self._process.poll()})") from exc
+
+
+def _offsets(offsets: dict[TopicPartition, OffsetAndMetadata]) -> list[list[Any]]:
+    return [[tp.topic, tp.partition, om.offset] for tp, om in offsets.items()]
+
+
+# ----------------------------------------------------------------------------- the child side
+class _Child:
+    """The fetch process: a ``KafkaConsumer`` that reads ahead and serves the worker's calls."""
+
+    def __init__(self, conn: Connection, options: dict[str, Any], read_ahead: int) -> None:
+        self.conn = conn
+        self.consumer = KafkaConsumer(**options)
+        self.max_records: int | None = options.get("max_poll_records")
+        self.credit = read_ahead
+        self.positions: dict[TopicPartition, int] = {}
+        self.subscribed = False
+        self.closing = False
+        self.last_sent = 0.0
+        self.encode = msgspec.msgpack.Encoder().encode
+        self.decode = msgspec.msgpack.Decoder(ToChild).decode
+
+    def run(self) -> None:
+        while not self.closing:
+            self.serve(block_s=0.0 if self.credit > 0 and self.subscribed else 0.05)
+            if self.closing or self.credit <= 0 or not self.subscribed:
+                continue
+            polled = self.consumer.poll(timeout_ms=CHILD_POLL_MS, max_records=self.max_records)
+            records = self.records(polled)
+            now = time.monotonic()
+            if records or now - self.last_sent >= IDLE_REPORT_MS / 1000:
+                self.send(Batch(records, self.marks()))
+                self.credit -= 1
+                self.last_sent = now
+
+    def records(self, polled: dict[TopicPartition, list[Any]]) -> list[FetchedRecord]:
+        out: list[FetchedRecord] = []
+        append = out.append
+        for tp, recs in polled.items():
+            topic, partition = tp.topic, tp.partition
+            for r in recs:
+                append(FetchedRecord(topic, partition, r.offset, r.timestamp, r.key, r.value))
+            if recs:
+                self.positions[tp] = recs[-1].offset + 1
+        return out
+
+    def marks(self) -> list[Mark]:
+        marks = []
+        for tp in self.consumer.assignment():
+            position = self.positions.get(tp)
+            if position is None:
+                try:
+                    position = self.consumer.position(tp, timeout_ms=0)
+                except Exception:  # not known yet (an offset reset in flight): next time
+                    position = None
+                if position is not None:
+                    self.positions[tp] = position
+            marks.append(Mark(tp.topic, tp.partition, position, self.consumer.highwater(tp)))
+        return marks
+
+    def serve(self, block_s: float, until_rebalanced: bool = False) -> None:
+        """Answer the worker's calls; inside a rebalance, until the worker says it is done."""
+        while not self.closing:
+            if not self.conn.poll(None if until_rebalanced else block_s):
+                return
+            block_s = 0.0
+            message = self.decode(self.conn.recv_bytes())
+            if isinstance(message, Credit):
+                self.credit += 1
+                continue
+            if message.op == "rebalanced":
+                self.send(Reply())
+                if until_rebalanced:
+                    return
+                continue
+            try:
+                value = self.call(message.op, message.args)
+            except Exception as exc:
+                self.send(Reply(error=f"{type(exc).__name__}: {exc}"))
+            else:
+                self.send(Reply(value))
+
+    def call(self, op: str, args: list[Any]) -> Any:
+        consumer = self.consumer
+        if op == "subscribe":
+            consumer.subscribe(topics=args[0], listener=_ChildListener(self))
+            self.subscribed = True
+        elif op in ("commit", "commit_async"):
+            offsets = {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for t, p, o in args}
+            (consumer.commit if op == "commit" else consumer.commit_async)(offsets)
+        elif op == "seek":
+            tp = TopicPartition(args[0], args[1])
+            consumer.seek(tp, args[2])
+            self.positions[tp] = args[2]
+        elif op in ("pause", "resume"):
+            tps = [TopicPartition(t, p) for t, p in args]
+            (consumer.pause if op == "pause" else consumer.resume)(*tps)
+        elif op == "partitions_for_topic":
+            parts = consumer.partitions_for_topic(args[0])
+            return sorted(parts) if parts is not None else None
+        elif op == "close":
+            consumer.close(autocommit=bool(args[0]))  # runs the listener: calls are served meanwhile
+            self.closing = True
+        else:
+            raise ValueError(f"unknown call {op!r}")
+        return None
+
+    def rebalance(self, kind: Literal["revoked", "assigned"], tps: Iterable[TopicPartition]) -> None:
+        tps = list(tps)
+        if kind == "revoked":
+            for tp in tps:
+                self.positions.pop(tp, None)
+        self.send(Rebalance(kind, [(tp.topic, tp.partition) for tp in tps]))
+        self.serve(0.0, until_rebalanced=True)
+
+    def send(self, message: ToWorker) -> None:
+        self.conn.send_bytes(self.encode(message))
+
+
+class _ChildListener(ConsumerRebalanceListener):
+    def __init__(self, child: _Child) -> None:
+        self.child = child
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.child.rebalance("revoked", revoked)
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.child.rebalance("assigned", assigned)
+
+
+def _child_main(conn: Connection, read_ahead: int) -> None:
+    # Ctrl-C reaches the whole process group: the worker shuts this process down in order.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s fetch-process %(levelname)s %(message)s")
+    child: _Child | None = None
+    try:
+        options = conn.recv()
+        child = _Child(conn, options, read_ahead)
+        child.run()
+    except (EOFError, BrokenPipeError, ConnectionResetError):  # the worker is gone: leave the group
+        if child is not None:
+            with contextlib.suppress(Exception):
+                child.consumer.close(autocommit=False)
+    except Exception as exc:
+        with contextlib.suppress(OSError):
+            conn.send_bytes(msgspec.msgpack.encode(Failed(f"{type(exc).__name__}: {exc}")))
+        raise
+
+
+if __name__ == "__main__":
+    _child_main(Connection(int(sys.argv[1])), int(sys.argv[2]))
