@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, Row, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Row, and_, bindparam, func, insert, or_, select, update
 
 from secmon.alerts.policy import CATEGORIES, CaseAction, kind_title
 from secmon.alerts.redact import scrub
@@ -65,6 +65,34 @@ class InvalidTransition(CaseError):
 
 class InvalidArgument(CaseError):
     pass
+
+
+# Statements of the per-finding path, built once: building one costs more than running it.
+_CASES_OF_FINDING = (
+    select(support_case)
+    .join(case_finding, case_finding.c.case_id == support_case.c.id)
+    .where(case_finding.c.finding_id == bindparam("finding_id"), support_case.c.status.in_(ACTIVE))
+)
+_CASE_BY_OPEN_KEY = select(support_case).where(support_case.c.open_key == bindparam("open_key"))
+_CASE_BY_ID = select(support_case).where(support_case.c.id == bindparam("case_id"))
+_RECENTLY_RESOLVED = {
+    who: select(support_case)
+    .where(clause, support_case.c.category == bindparam("category"), support_case.c.status == "resolved",
+           support_case.c.resolved_ms >= bindparam("since"))
+    .order_by(support_case.c.resolved_ms.desc())
+    .limit(1)
+    for who, clause in (
+        ("account", support_case.c.account_id == bindparam("account")),
+        ("incident", and_(support_case.c.account_id.is_(None), support_case.c.incident_key == bindparam("ikey"))),
+    )
+}  # fmt: skip
+_LINKED_MS = select(case_finding.c.linked_ms).where(
+    case_finding.c.case_id == bindparam("case_id"), case_finding.c.finding_id == bindparam("finding_id")
+)
+#: SET columns come from the parameters (all but ``case_id_``).
+_UPDATE_CASE = update(support_case).where(support_case.c.id == bindparam("case_id_"))
+_INSERT_CASE_EVENT = insert(case_event)
+_INSERT_AUDIT = insert(audit_log)
 
 
 def _wall_ms() -> int:
@@ -241,11 +269,7 @@ class CaseStore:
         """Apply one new finding revision; returns what changed for the notifier."""
         if f.status == "resolved":
             return self._finding_resolved(conn, f, now_ms)
-        linked = conn.execute(
-            select(support_case)
-            .join(case_finding, case_finding.c.case_id == support_case.c.id)
-            .where(case_finding.c.finding_id == f.finding_id, support_case.c.status.in_(ACTIVE))
-        ).all()
+        linked = conn.execute(_CASES_OF_FINDING, {"finding_id": f.finding_id}).all()
         if linked:
             for case in linked:
                 self.link(conn, case, f, action, now_ms, event="finding_updated")
@@ -321,11 +345,7 @@ class CaseStore:
         actor: str = SYSTEM_ACTOR,
     ) -> None:
         """Attach (or refresh) a finding on a case; a more urgent rule raises the priority."""
-        existing = conn.execute(
-            select(case_finding.c.linked_ms).where(
-                case_finding.c.case_id == case.id, case_finding.c.finding_id == f.finding_id
-            )
-        ).first()
+        existing = conn.execute(_LINKED_MS, {"case_id": case.id, "finding_id": f.finding_id}).first()
         summary = scrub(f.summary)[:2000]
         upsert(
             conn,
@@ -352,7 +372,7 @@ class CaseStore:
                 {"from": case.priority, "to": action.priority, "reason": f"{f.kind} {f.severity}"},
                 now_ms,
             )
-        conn.execute(update(support_case).where(support_case.c.id == case.id).values(**values))
+        conn.execute(_UPDATE_CASE, {"case_id_": case.id, **values})
         self._record(conn, case.id, actor, event,
                      {"finding_id": f.finding_id, "kind": f.kind, "severity": f.severity, "revision": f.revision,
                       "account_id": f.account_id, "summary": summary}, now_ms)  # fmt: skip
@@ -504,26 +524,21 @@ class CaseStore:
 
     # -- helpers -----------------------------------------------------------------------
     def _active(self, conn: Connection, open_key: str) -> Row[Any] | None:
-        return conn.execute(select(support_case).where(support_case.c.open_key == open_key)).first()
+        return conn.execute(_CASE_BY_OPEN_KEY, {"open_key": open_key}).first()
 
     def _recently_resolved(
         self, conn: Connection, category: str, account: str | None, ikey: str | None, now_ms: int
     ) -> Row[Any] | None:
-        who = support_case.c.account_id == account if account is not None else and_(
-            support_case.c.account_id.is_(None), support_case.c.incident_key == ikey)  # fmt: skip
-        return conn.execute(
-            select(support_case)
-            .where(who, support_case.c.category == category, support_case.c.status == "resolved",
-                   support_case.c.resolved_ms >= now_ms - self.settings.reopen_window_ms)
-            .order_by(support_case.c.resolved_ms.desc())
-            .limit(1)
-        ).first()  # fmt: skip
+        since = now_ms - self.settings.reopen_window_ms
+        if account is not None:
+            params = {"account": account, "category": category, "since": since}
+            return conn.execute(_RECENTLY_RESOLVED["account"], params).first()
+        params = {"ikey": ikey, "category": category, "since": since}
+        return conn.execute(_RECENTLY_RESOLVED["incident"], params).first()
 
     def _get(self, conn: Connection, case_id: int, *, lock: bool = False) -> Row[Any]:
-        stmt = select(support_case).where(support_case.c.id == case_id)
-        if lock:
-            stmt = stmt.with_for_update()
-        row = conn.execute(stmt).first()
+        stmt = _CASE_BY_ID.with_for_update() if lock else _CASE_BY_ID
+        row = conn.execute(stmt, {"case_id": case_id}).first()
         if row is None:
             raise CaseNotFound(f"no case {case_id}")
         return row
@@ -540,7 +555,8 @@ class CaseStore:
     ) -> None:
         """A timeline entry and its audit row (every case write goes through here)."""
         text = _json(detail)
-        conn.execute(insert(case_event).values(case_id=case_id, at_ms=now_ms, actor=actor, type=type_, detail=text))
+        conn.execute(_INSERT_CASE_EVENT, {"case_id": case_id, "at_ms": now_ms, "actor": actor, "type": type_,
+                                          "detail": text})  # fmt: skip
         audit(conn, actor, f"case.{type_}", "case", str(case_id), text, now_ms)
 
     def _count_opened(self, category: str) -> None:
@@ -552,10 +568,8 @@ def audit(
     conn: Connection, actor: str, action: str, object_type: str, object_id: str, detail: str, now_ms: int
 ) -> None:
     """One audit-log row: who did what to which object, when."""
-    conn.execute(
-        insert(audit_log).values(at_ms=now_ms, actor=actor[:128], action=action, object_type=object_type,
-                                 object_id=object_id, detail=detail)
-    )  # fmt: skip
+    conn.execute(_INSERT_AUDIT, {"at_ms": now_ms, "actor": actor[:128], "action": action, "object_type": object_type,
+                                 "object_id": object_id, "detail": detail})  # fmt: skip
 
 
 def _title(f: Finding) -> str:

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
 
 from secmon.alerts.cases import CaseChange
 from secmon.alerts.not_me import NotMeLinks
@@ -47,6 +47,32 @@ log = logging.getLogger(__name__)
 CHANNEL_PREFIX = "notify."
 DAY_MS = 86_400_000
 _COUNT_KEYS = ("failures", "failed_challenges", "lockouts", "failed_attempts", "attempts")
+
+
+_n = user_notification.c
+# Statements of the per-finding path, built once: building one costs more than running it.
+_SENT_OF_TEMPLATE = (
+    select(func.count())
+    .select_from(user_notification)
+    .where(
+        _n.account_id == bindparam("account_id"),
+        _n.template == bindparam("template"),
+        _n.status == "sent",
+        _n.created_ms > bindparam("since"),
+    )
+)
+_SENT_TO_ACCOUNT = (
+    select(func.count())
+    .select_from(user_notification)
+    .where(_n.account_id == bindparam("account_id"), _n.status == "sent", _n.created_ms > bindparam("since"))
+)
+_LATEST_CASE_OF_FINDING = (
+    select(case_finding.c.case_id)
+    .join(support_case, support_case.c.id == case_finding.c.case_id)
+    .where(case_finding.c.finding_id == bindparam("finding_id"))
+    .order_by(support_case.c.opened_ms.desc())
+    .limit(1)
+)
 
 
 def _wall_ms() -> int:
@@ -251,32 +277,20 @@ class Notifier:
         enqueue(conn, messages, now_ms)
 
     def _over_budget(self, conn: Connection, account_id: str, template: str, severity: str | None, now_ms: int) -> bool:
-        n = user_notification.c
         s = self.settings
         same = conn.execute(
-            select(func.count()).select_from(user_notification)
-            .where(n.account_id == account_id, n.template == template, n.status == "sent",
-                   n.created_ms > now_ms - s.per_kind_window_ms)
-        ).scalar_one()  # fmt: skip
+            _SENT_OF_TEMPLATE, {"account_id": account_id, "template": template, "since": now_ms - s.per_kind_window_ms}
+        ).scalar_one()
         if same >= s.per_kind_limit:
             return True
         if severity in self.bypass:
             return False
-        today = conn.execute(
-            select(func.count()).select_from(user_notification)
-            .where(n.account_id == account_id, n.status == "sent", n.created_ms > now_ms - DAY_MS)
-        ).scalar_one()  # fmt: skip
+        today = conn.execute(_SENT_TO_ACCOUNT, {"account_id": account_id, "since": now_ms - DAY_MS}).scalar_one()
         return bool(today >= s.daily_limit)
 
     @staticmethod
     def _case_of(conn: Connection, finding_id: str) -> int | None:
-        return conn.execute(
-            select(case_finding.c.case_id)
-            .join(support_case, support_case.c.id == case_finding.c.case_id)
-            .where(case_finding.c.finding_id == finding_id)
-            .order_by(support_case.c.opened_ms.desc())
-            .limit(1)
-        ).scalar_one_or_none()
+        return conn.execute(_LATEST_CASE_OF_FINDING, {"finding_id": finding_id}).scalar_one_or_none()
 
     def _count(self, outcome: str, channel: str = "all") -> None:
         if self.metrics is not None:

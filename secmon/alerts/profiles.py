@@ -16,12 +16,14 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from secmon.alerts.tables import account_profile
 
 log = logging.getLogger(__name__)
+#: Looked up for every message: built once (building costs more than running it).
+_LOCALE_OF = select(account_profile.c.locale).where(account_profile.c.account_id == bindparam("account_id"))
 
 
 def _wall_ms() -> int:
@@ -93,6 +95,4 @@ class AccountDirectory:
     @staticmethod
     def locale_tag(conn: Connection, account_id: str) -> str | None:
         """The raw locale of the account's latest snapshot, or None if none was seen."""
-        return conn.execute(
-            select(account_profile.c.locale).where(account_profile.c.account_id == account_id)
-        ).scalar_one_or_none()
+        return conn.execute(_LOCALE_OF, {"account_id": account_id}).scalar_one_or_none()

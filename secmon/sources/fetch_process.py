@@ -18,10 +18,10 @@ with the same meaning:
 - the child ignores SIGINT/SIGTERM (the worker stops it in order: final commit, then
   ``close``) and exits when the worker is gone (end of file on the pipe).
 
-This module imports nothing from secmon: the child is a fresh interpreter
-(``python -m secmon.sources.fetch_process``; forking a threaded process is unsafe, and
-multiprocessing's ``spawn`` would import the worker's whole main module) that loads only
-kafka-python and msgspec.
+The child is a fresh interpreter (``python -m secmon.sources.fetch_process``; forking a
+threaded process is unsafe, and multiprocessing's ``spawn`` would import the worker's whole
+main module) that loads only kafka-python, msgspec and ``secmon.logs`` (it logs as the
+worker does).
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ from typing import Any, Literal
 import msgspec
 from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
+
+from secmon.logs import JsonFormatter, setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +125,8 @@ class ProcessConsumer:
         )
         theirs.close()
         self._conn = Connection(ours.detach())
-        self._conn.send(options)  # pickled once: plain values and the assignor classes
+        # Pickled once: plain values and the assignor classes, and how the worker logs.
+        self._conn.send((options, _logging_now()))
         self._encode = msgspec.msgpack.Encoder().encode
         self._decode = msgspec.msgpack.Decoder(ToWorker).decode
         self._waiting: deque[ToWorker] = deque()
@@ -293,6 +296,12 @@ class ProcessConsumer:
             raise FetchProcessError(f"the fetch process is gone (exit code {self._process.poll()})") from exc
 
 
+def _logging_now() -> tuple[str, str]:
+    root = logging.getLogger()
+    json = any(isinstance(h.formatter, JsonFormatter) for h in root.handlers)
+    return logging.getLevelName(root.level), "json" if json else "text"
+
+
 def _offsets(offsets: dict[TopicPartition, OffsetAndMetadata]) -> list[list[Any]]:
     return [[tp.topic, tp.partition, om.offset] for tp, om in offsets.items()]
 
@@ -425,10 +434,10 @@ def _child_main(conn: Connection, read_ahead: int) -> None:
     # Ctrl-C reaches the whole process group: the worker shuts this process down in order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s fetch-process %(levelname)s %(message)s")
     child: _Child | None = None
     try:
-        options = conn.recv()
+        options, (level, fmt) = conn.recv()
+        setup_logging(level, fmt)
         child = _Child(conn, options, read_ahead)
         child.run()
     except (EOFError, BrokenPipeError, ConnectionResetError):  # the worker is gone: leave the group

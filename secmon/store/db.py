@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -91,10 +92,10 @@ def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]
     """INSERT … ON CONFLICT DO NOTHING for many rows; with ``returning``, the rows inserted."""
     if not rows:
         return []
-    stmt = _insert(conn, table).on_conflict_do_nothing()
-    cols = list(returning)
+    cols = tuple(returning)
+    stmt = _insert_ignore(conn.dialect.name, table, cols)
     if cols:
-        return list(conn.execute(stmt.returning(*cols), list(rows)))
+        return list(conn.execute(stmt, list(rows)))
     conn.execute(stmt, list(rows))
     return []
 
@@ -103,14 +104,27 @@ def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys:
     """INSERT … ON CONFLICT (keys) DO UPDATE every other column, for many rows."""
     if not rows:
         return
-    stmt = _insert(conn, table)
+    conn.execute(_upsert(conn.dialect.name, table, tuple(keys)), list(rows))
+
+
+# Statements are built once per table and shape: building one costs more than running it
+# (SQLAlchemy then also reuses its compiled form without recomputing the cache key).
+@functools.cache
+def _insert_ignore(dialect: str, table: Table, returning: tuple[Any, ...]):  # type: ignore[no-untyped-def]
+    stmt = _insert(dialect, table).on_conflict_do_nothing()
+    return stmt.returning(*returning) if returning else stmt
+
+
+@functools.cache
+def _upsert(dialect: str, table: Table, keys: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    stmt = _insert(dialect, table)
     update = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
-    conn.execute(stmt.on_conflict_do_update(index_elements=list(keys), set_=update), list(rows))
+    return stmt.on_conflict_do_update(index_elements=list(keys), set_=update)
 
 
-def _insert(conn: Connection, table: Table):  # type: ignore[no-untyped-def]
-    if conn.dialect.name == "postgresql":
+def _insert(dialect: str, table: Table):  # type: ignore[no-untyped-def]
+    if dialect == "postgresql":
         return postgresql.insert(table)
-    if conn.dialect.name == "sqlite":
+    if dialect == "sqlite":
         return sqlite.insert(table)
-    raise NotImplementedError(f"unsupported database dialect {conn.dialect.name}")
+    raise NotImplementedError(f"unsupported database dialect {dialect}")
