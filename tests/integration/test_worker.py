@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import collections
 import json
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +112,51 @@ def test_worker_killed_mid_stream_restarts_without_losing_or_doubling(deployment
     restarted = deployment.start_worker("w1-restarted")
     restarted.wait_ready()
     assert_feed_equals(deployment, expected)
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_dead_fetch_process_stops_the_worker_and_a_restart_loses_nothing(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """The consumer runs in a child process (kafka.fetch_process): if it dies, the worker must
+    stop with an error rather than sit there unready; a restart replays to the same findings.
+    And a SIGKILLed worker's fetch process must not linger in the group."""
+    events = mixed_traffic(accounts=60, seed=11)
+    expected = expected_findings(tmp_path, events)
+    worker = deployment.start_worker("w1")
+    worker.wait_ready()
+    deployment.produce(events[: len(events) // 2])
+    assert wait_until(lambda: len(deployment.read("secmon.findings")) > 0, timeout_s=30)
+    (fetcher,) = _children(worker.proc.pid)
+    os.kill(fetcher, signal.SIGKILL)
+    assert worker.proc.wait(timeout=60) != 0
+    assert "the fetch process is gone" in worker.log.read_text()
+    deployment.produce(events[len(events) // 2 :])
+    again = deployment.start_worker("w2")
+    again.wait_ready()
+    (fetcher,) = _children(again.proc.pid)
+    assert_feed_equals(deployment, expected)
+    again.kill()
+    assert wait_until(lambda: not _alive(fetcher), timeout_s=15)
 
 
 def test_clean_shutdown_checkpoints_and_restart_resumes(deployment: Deployment, tmp_path: Path) -> None:
