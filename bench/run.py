@@ -10,7 +10,9 @@ On the embedded broker (Tansu) it measures, in one run:
      fetch process (the default), and the core alone once more in one process;
   3. the engine alone from a file (``secmon replay``'s path), all detectors on and off;
   4. p50/p99 event-to-finding latency at a fixed offered rate (10k events/s by default);
-  5. resident memory per active account (100k and 1M accounts) with every detector on.
+  5. resident memory per active account (100k and 1M accounts) with every detector on;
+  6. scale-out on this machine: one and two ``secmon run`` processes in one consumer group,
+     all detectors, PostgreSQL store (``bench/scale.py``; ``--pg``).
 Figures go to stdout and to ``--out`` as JSON.
 """
 
@@ -34,6 +36,7 @@ import orjson
 from kafka import KafkaConsumer, TopicPartition
 
 from bench.common import EventSet, create_topics, max_rss_mib, new_prefix, produce
+from bench.scale import DEFAULT_PG, workers_end_to_end
 from secmon.config import load_config
 from secmon.contract import iso_ms, parse_ts_ms
 from secmon.detectors.registry import REGISTRY, resolve
@@ -313,8 +316,9 @@ def main() -> None:
     ap.add_argument("--latency-seconds", type=float, default=30)
     ap.add_argument("--memory", default="100000,1000000", help="account counts for the memory runs ('' to skip)")
     ap.add_argument("--quick", action="store_true", help="1,000 accounts × 1 day, 5 s of latency, 20k accounts of memory (smoke)")
-    ap.add_argument("--only", default="engine,e2e,latency,memory",
-                    help="comma-separated parts to run (engine, e2e, latency, memory)")
+    ap.add_argument("--only", default="engine,e2e,latency,memory,scale",
+                    help="comma-separated parts to run (engine, e2e, latency, memory, scale)")
+    ap.add_argument("--pg", default=DEFAULT_PG, help="PostgreSQL admin URL for the scale-out part")
     args = ap.parse_args()
     parts = set(args.only.split(","))
     if args.quick:
@@ -346,6 +350,8 @@ def main() -> None:
             log(f"latency at {args.rate:,} ev/s offered: {results['latency']}")
         if "e2e" in parts:
             e2e(broker.bootstrap, events, tmp, results)
+        if "scale" in parts:
+            scale(broker.bootstrap, events, tmp, args.pg, results)
     if "memory" in parts:
         memory(args.memory, results)
     results["bench_max_rss_mib"] = round(max_rss_mib(), 1)
@@ -376,6 +382,29 @@ def e2e(bootstrap: str, events: EventSet, tmp: Path, results: dict[str, Any]) ->
         results[f"e2e_{key}"]["share_of_ceiling"] = round(results[f"e2e_{key}"]["events_per_s"] / ceiling, 3)
     results["e2e_core_share_of_ceiling"] = results["e2e_no_detectors"]["share_of_ceiling"]
     results["e2e_all_share_of_ceiling"] = results["e2e_all_detectors"]["share_of_ceiling"]
+
+
+def scale(bootstrap: str, events: EventSet, tmp: Path, pg: str, results: dict[str, Any]) -> None:
+    """One worker, then two in one group, as separate processes (PostgreSQL store)."""
+    n = len(events)
+    prefix = new_prefix()
+    names = create_topics(bootstrap, prefix)
+    produce(bootstrap, names, events)
+    if "raw_ceiling_events_per_s" not in results:
+        results["raw_ceiling_events_per_s"] = raw_ceiling(bootstrap, names, n)
+    ceiling = results["raw_ceiling_events_per_s"]
+    for workers in (1, 2):
+        own = create_topics(bootstrap, new_prefix())  # internal and output topics of this run alone
+        topics = {
+            "auth": names["auth.events"], "wallet": names["wallet.events"], "snapshots": names["account.snapshots"],
+            "findings": own["secmon.findings"], "dlq": own["secmon.dlq"], "repartition": own["secmon.repartition"],
+            "notifications": own["secmon.notifications"],
+        }  # fmt: skip
+        key = f"scale_{workers}_workers_all_detectors"
+        results[key] = workers_end_to_end(bootstrap, topics, n, tmp, workers, pg)
+        results[key]["share_of_ceiling"] = round(results[key]["events_per_s"] / ceiling, 3)
+        log(f"{workers} worker process(es) in one group, all detectors, PostgreSQL: "
+            f"{results[key]['events_per_s']:,.0f} ev/s")
 
 
 def memory(counts: str, results: dict[str, Any]) -> None:
