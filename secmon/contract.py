@@ -316,8 +316,7 @@ EVENT_CLASSES: Final[tuple[type[Event], ...]] = (
 for _cls in EVENT_CLASSES:
     _cls.event_type = _cls.__struct_config__.tag  # type: ignore[misc,assignment]
 EVENT_TYPES: Final[dict[str, type[Event]]] = {
-    c.__struct_config__.tag: c
-    for c in EVENT_CLASSES  # type: ignore[misc]
+    c.__struct_config__.tag: c for c in EVENT_CLASSES  # type: ignore[misc]
 }
 AUTH_TYPES: Final = frozenset(t for t, c in EVENT_TYPES.items() if c.topic == _AUTH)
 WALLET_TYPES: Final = frozenset(t for t, c in EVENT_TYPES.items() if c.topic == _WALLET)

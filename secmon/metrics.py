@@ -60,7 +60,9 @@ class Metrics:
         self.duplicate_records = Counter(
             "secmon_duplicate_records", "Re-forwarded repartition records dropped", registry=r
         )
-        self.keys_expired = Counter("secmon_state_keys_expired", "Idle state keys dropped", ["detector"], registry=r)
+        self.keys_expired = Counter(
+            "secmon_state_keys_expired", "Idle state keys dropped", ["detector"], registry=r
+        )
         self.state_keys = Gauge("secmon_state_keys", "State keys held by this worker", ["scope"], registry=r)
         self.cold_accounts = Gauge(
             "secmon_cold_accounts", "Idle accounts whose state is packed (engine.cold_after_ms)", registry=r
@@ -89,13 +91,11 @@ class Metrics:
         )
         self.rebalances = Counter("secmon_rebalances", "Partitions revoked from this worker (rebalances)", registry=r)
         self.offset_commit_failures = Counter(
-            "secmon_offset_commit_failures",
-            "Kafka offset commits that failed (the store checkpoint is safe)",
+            "secmon_offset_commit_failures", "Kafka offset commits that failed (the store checkpoint is safe)",
             registry=r,
         )
-        self.build_info = Gauge(
-            "secmon_build_info", "Always 1; the version label says which build", ["version"], registry=r
-        )
+        self.build_info = Gauge("secmon_build_info", "Always 1; the version label says which build", ["version"],
+                                registry=r)
         self.build_info.labels(_version()).set(1)
         self.checkpoint_age = Gauge(
             "secmon_checkpoint_age_seconds", "Seconds since the oldest task's last checkpoint", registry=r
@@ -123,14 +123,14 @@ class Metrics:
             registry=r,
         )
         # -- action layer (cases, user messages, security feed) --------------------------
-        self.cases_opened = Counter("secmon_cases_opened", "Support cases opened or reopened", ["category"], registry=r)
+        self.cases_opened = Counter(
+            "secmon_cases_opened", "Support cases opened or reopened", ["category"], registry=r
+        )
         self.cases_resolved = Counter(
             "secmon_cases_resolved", "Support cases resolved (by: detector or agent)", ["category", "by"], registry=r
         )
         self.sla_breaches = Counter(
-            "secmon_case_sla_breaches",
-            "Support cases found past their SLA due time",
-            ["category", "priority"],
+            "secmon_case_sla_breaches", "Support cases found past their SLA due time", ["category", "priority"],
             registry=r,
         )
         self.notifications = Counter(

@@ -18,9 +18,11 @@ Statuses: ``new → open → pending_user → resolved → closed`` (see :data:`
 
 from __future__ import annotations
 
+import contextlib
 import statistics
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -263,6 +265,23 @@ class CaseStore:
         self.sla = sla
         self.settings = settings
         self.metrics = metrics
+        self._local = threading.local()  # this thread's batched timeline rows, if batching
+
+    @contextlib.contextmanager
+    def batched_timeline(self, conn: Connection) -> Iterator[None]:
+        """Within it, timeline and audit rows are kept and written at the end in two
+        statements, not two per entry: a batch of findings writes one to three entries per
+        finding, and on PostgreSQL each statement is a round trip.  Nothing in a batch reads
+        them back (the console does, later).  Per thread: console requests write directly."""
+        self._local.rows = ([], [])
+        try:
+            yield
+            events, audits = self._local.rows
+            if events:
+                conn.execute(_INSERT_CASE_EVENT, events)
+                conn.execute(_INSERT_AUDIT, audits)
+        finally:
+            self._local.rows = None
 
     # -- findings ----------------------------------------------------------------------
     def on_finding(self, conn: Connection, f: Finding, action: CaseAction | None, now_ms: int) -> list[CaseChange]:
@@ -555,9 +574,15 @@ class CaseStore:
     ) -> None:
         """A timeline entry and its audit row (every case write goes through here)."""
         text = _json(detail)
-        conn.execute(_INSERT_CASE_EVENT, {"case_id": case_id, "at_ms": now_ms, "actor": actor, "type": type_,
-                                          "detail": text})  # fmt: skip
-        audit(conn, actor, f"case.{type_}", "case", str(case_id), text, now_ms)
+        event = {"case_id": case_id, "at_ms": now_ms, "actor": actor, "type": type_, "detail": text}
+        trail = _audit_row(actor, f"case.{type_}", "case", str(case_id), text, now_ms)
+        batched = getattr(self._local, "rows", None)
+        if batched is not None:
+            batched[0].append(event)
+            batched[1].append(trail)
+            return
+        conn.execute(_INSERT_CASE_EVENT, event)
+        conn.execute(_INSERT_AUDIT, trail)
 
     def _count_opened(self, category: str) -> None:
         if self.metrics is not None:
@@ -568,8 +593,12 @@ def audit(
     conn: Connection, actor: str, action: str, object_type: str, object_id: str, detail: str, now_ms: int
 ) -> None:
     """One audit-log row: who did what to which object, when."""
-    conn.execute(_INSERT_AUDIT, {"at_ms": now_ms, "actor": actor[:128], "action": action, "object_type": object_type,
-                                 "object_id": object_id, "detail": detail})  # fmt: skip
+    conn.execute(_INSERT_AUDIT, _audit_row(actor, action, object_type, object_id, detail, now_ms))
+
+
+def _audit_row(actor: str, action: str, object_type: str, object_id: str, detail: str, now_ms: int) -> dict[str, Any]:
+    return {"at_ms": now_ms, "actor": actor[:128], "action": action, "object_type": object_type,
+            "object_id": object_id, "detail": detail}  # fmt: skip
 
 
 def _title(f: Finding) -> str:

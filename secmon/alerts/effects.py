@@ -9,6 +9,7 @@ finding gate and the offsets — or not at all, and the replayed batch does it o
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 from sqlalchemy import Connection
@@ -35,6 +36,11 @@ class ActionEffects:
         # in the same breath.
         opened = {f.finding_id for f in findings if f.status == "open"}
         settled = {f.finding_id for f in findings if f.status == "resolved"} & opened
+        batched = self.cases.batched_timeline(conn) if self.cases is not None else contextlib.nullcontext()
+        with batched:
+            self._apply(conn, findings, settled, now_ms)
+
+    def _apply(self, conn: Connection, findings: Sequence[Finding], settled: set[str], now_ms: int) -> None:
         for f in findings:
             rule = self.policy.match(f)
             changes = self.cases.on_finding(conn, f, rule.case, now_ms) if self.cases is not None else []

@@ -153,3 +153,4 @@ class FindingQuery:
     def kinds(self) -> list[str]:
         with self.engine.connect() as conn:
             return sorted(r[0] for r in conn.execute(select(finding.c.kind).distinct()))
+

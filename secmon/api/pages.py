@@ -55,6 +55,4 @@ def render(request: Request, template: str, who: Principal | None = None, status
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     html = env.get_template(template).render(t=t, locale=locale, who=who, csrf=who.csrf if who else None,
                                              now_ms=now, here=path, **values)  # fmt: skip
-    return HTMLResponse(
-        html, status_code=status, headers={"Content-Language": locale, "Vary": "Cookie, Accept-Language"}
-    )
+    return HTMLResponse(html, status_code=status, headers={"Content-Language": locale, "Vary": "Cookie, Accept-Language"})

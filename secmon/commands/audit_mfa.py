@@ -122,9 +122,8 @@ class Audit:
             return
         if isinstance(event, AccountSnapshot):
             p = event.payload
-            self._add_snapshot(
-                event.account_id, event.occurred_at.isoformat(), money(p.balance_usd), list(p.mfa_methods)
-            )
+            self._add_snapshot(event.account_id, event.occurred_at.isoformat(), money(p.balance_usd),
+                               list(p.mfa_methods))
         elif isinstance(event, MfaEnrolled) and event.payload.method == "totp" and event.payload.otpauth_uri:
             self._add_uri(event.account_id, event.payload.otpauth_uri)
         else:
@@ -137,26 +136,16 @@ class Audit:
             return  # an older snapshot than the one we have
         c = self.posture_config
         a.posture_at, a.balance_usd, a.methods = at, balance, methods
-        a.posture = assess_posture(
-            balance,
-            methods,
-            min_balance_usd=c.min_balance_usd,
-            severity_tiers_usd=c.severity_tiers_usd,
-            weak_methods=frozenset(c.weak_methods),
-        )
+        a.posture = assess_posture(balance, methods, min_balance_usd=c.min_balance_usd,
+                                   severity_tiers_usd=c.severity_tiers_usd,
+                                   weak_methods=frozenset(c.weak_methods))
 
     def _add_uri(self, account: str, uri: str) -> None:
         self.uris += 1
         c = self.secret_config
-        report = analyse_otpauth(
-            uri,
-            key=self._key,
-            min_secret_bits=c.min_secret_bits,
-            very_short_bits=c.very_short_bits,
-            min_digits=c.min_digits,
-            max_period_s=c.max_period_s,
-            allowed_algorithms=c.allowed_algorithms,
-        )
+        report = analyse_otpauth(uri, key=self._key, min_secret_bits=c.min_secret_bits,
+                                 very_short_bits=c.very_short_bits, min_digits=c.min_digits,
+                                 max_period_s=c.max_period_s, allowed_algorithms=c.allowed_algorithms)
         self.accounts.setdefault(account, AccountAudit()).secrets.append(report)
         if report.fingerprint:
             self.fingerprints.setdefault(report.fingerprint, set()).add(account)
@@ -200,17 +189,13 @@ class Audit:
                 continue
             record: dict[str, Any] = {"account_id": account}
             if a.posture is not None:
-                record["posture"] = {
-                    "severity": a.posture.severity,
-                    **a.posture.explanation(
-                        self.posture_config.min_balance_usd, self.posture_config.severity_tiers_usd
-                    ),
-                }
+                record["posture"] = {"severity": a.posture.severity,
+                                     **a.posture.explanation(self.posture_config.min_balance_usd,
+                                                             self.posture_config.severity_tiers_usd)}
             if weak:
-                record["totp"] = [
-                    {"severity": r.severity, **r.explanation(c.min_secret_bits, c.max_period_s, c.min_digits)}
-                    for r in weak
-                ]
+                record["totp"] = [{"severity": r.severity,
+                                   **r.explanation(c.min_secret_bits, c.max_period_s, c.min_digits)}
+                                  for r in weak]
             if account in reused:
                 record["secret_shared_with_accounts"] = reused[account]
             yield record
@@ -243,12 +228,10 @@ def audit_files(paths: list[Path], config_path: str | None = None, progress: boo
     section = load_config(config_path).detectors
     audit = Audit(
         posture_config=convert(section.get(MfaPosture.name) or {}, MfaPostureConfig, f"detectors.{MfaPosture.name}"),
-        secret_config=convert(
-            section.get(MfaWeakSecret.name) or {}, MfaWeakSecretConfig, f"detectors.{MfaWeakSecret.name}"
-        ),
-        reuse_config=convert(
-            section.get(MfaSecretReuse.name) or {}, MfaSecretReuseConfig, f"detectors.{MfaSecretReuse.name}"
-        ),
+        secret_config=convert(section.get(MfaWeakSecret.name) or {}, MfaWeakSecretConfig,
+                              f"detectors.{MfaWeakSecret.name}"),
+        reuse_config=convert(section.get(MfaSecretReuse.name) or {}, MfaSecretReuseConfig,
+                             f"detectors.{MfaSecretReuse.name}"),
     )
     bar = _progress(paths, progress)
     try:

@@ -30,10 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from secmon.sim.generate import MIN_ACCOUNTS
 
     if args.accounts < MIN_ACCOUNTS:  # before anything starts, not in the traffic thread later
-        print(
-            f"secmon demo: --accounts must be at least {MIN_ACCOUNTS} (every finding kind needs its own accounts)",
-            file=sys.stderr,
-        )
+        print(f"secmon demo: --accounts must be at least {MIN_ACCOUNTS} (every finding kind needs its own "
+              "accounts)", file=sys.stderr)
         return 2
 
     return Demo(DemoOptions(**{k: getattr(args, k) for k in DemoOptions.__dataclass_fields__})).run()

@@ -75,9 +75,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"report: {report_path}", file=sys.stderr)
         return 0
     labels = ev.parse_labels(doc)
-    evaluation = ev.evaluate(
-        result.findings, labels, pipeline.kinds(), int(args.slack_minutes * 60_000), first.first_ms
-    )
+    evaluation = ev.evaluate(result.findings, labels, pipeline.kinds(), int(args.slack_minutes * 60_000), first.first_ms)
     positives, neutral = ev.simulator_tx_sets(labels)
     curves = ev.score_samples(result.findings, txs, positives, neutral, args.score_key)
     meta["curves_note"] = _curves_note(curves, args.score_key)

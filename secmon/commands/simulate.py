@@ -1,10 +1,10 @@
 """``secmon simulate``: seeded wallet traffic with labelled attacks, to a directory or Kafka.
 
-secmon simulate --seed 7 --out DIR [--accounts 2000] [--days 3]
-    → DIR/events.jsonl (time order) and DIR/labels.json (schema: secmon.sim.labels)
-secmon simulate --seed 7 --kafka HOST:PORT [--rate EV_PER_S] [--speed X] [--config FILE] [--out DIR]
-    → the contract topics, timeline shifted to start now (see secmon.sim.play);
-      with --out the shifted events and labels are written too, for `secmon eval`.
+    secmon simulate --seed 7 --out DIR [--accounts 2000] [--days 3]
+        → DIR/events.jsonl (time order) and DIR/labels.json (schema: secmon.sim.labels)
+    secmon simulate --seed 7 --kafka HOST:PORT [--rate EV_PER_S] [--speed X] [--config FILE] [--out DIR]
+        → the contract topics, timeline shifted to start now (see secmon.sim.play);
+          with --out the shifted events and labels are written too, for `secmon eval`.
 """
 
 from __future__ import annotations
@@ -48,9 +48,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     show = not args.no_progress and sys.stderr.isatty()
     try:
-        result = simulate(
-            args.seed, args.accounts, args.days, args.start, progress=_progress(show, "simulate", " acct")
-        )
+        result = simulate(args.seed, args.accounts, args.days, args.start, progress=_progress(show, "simulate", " acct"))
     except ValueError as exc:
         print(f"secmon simulate: {exc}", file=sys.stderr)
         return 2
@@ -73,9 +71,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _to_kafka(
-    args: argparse.Namespace, events: list[tuple[int, int, dict[str, Any]]], shift_ms: int, show: bool
-) -> int:
+def _to_kafka(args: argparse.Namespace, events: list[tuple[int, int, dict[str, Any]]], shift_ms: int, show: bool) -> int:
     from kafka import KafkaProducer
 
     from secmon.sim.play import play
@@ -90,8 +86,5 @@ def _to_kafka(
     finally:
         producer.close()
     seconds = time.perf_counter() - started
-    print(
-        f"produced {sent} events to {args.kafka} in {seconds:.1f}s ({sent / max(seconds, 1e-9):,.0f}/s)",
-        file=sys.stderr,
-    )
+    print(f"produced {sent} events to {args.kafka} in {seconds:.1f}s ({sent / max(seconds, 1e-9):,.0f}/s)", file=sys.stderr)
     return 0

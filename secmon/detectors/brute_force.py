@@ -120,16 +120,8 @@ class BruteForceConfig(DetectorConfig, frozen=True, kw_only=True):
     state_ttl_ms: int = 7 * DAY_MS
 
     def __post_init__(self) -> None:
-        for name in (
-            "burst_failures",
-            "ip_failures",
-            "episode_failures",
-            "lockout_threshold",
-            "repeated_lockouts",
-            "compromise_min_failures",
-            "max_ips",
-            "max_evidence",
-        ):
+        for name in ("burst_failures", "ip_failures", "episode_failures", "lockout_threshold",
+                     "repeated_lockouts", "compromise_min_failures", "max_ips", "max_evidence"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
 
@@ -273,9 +265,8 @@ class BruteForce(Detector[BruteForceConfig, LoginState]):
         a.ipf.append(times)
         return times
 
-    def _report(
-        self, a: Attack, account: str, now: int, burst: bool, ip_trigger: bool, ctx: Context, closing: bool = False
-    ) -> None:
+    def _report(self, a: Attack, account: str, now: int, burst: bool, ip_trigger: bool, ctx: Context,
+                closing: bool = False) -> None:
         c = self.config
         rank = tier_rank(a.ep_n, c.severity_tiers, base=1)
         if a.ep_rev < 0:
@@ -288,16 +279,9 @@ class BruteForce(Detector[BruteForceConfig, LoginState]):
         a.ep_sev, a.ep_at, a.ep_at_n = max(rank, a.ep_sev), now, a.ep_n
         per_ip = max((sum(1 for t in times if t >= now - c.ip_window_ms) for times in a.ipf), default=0)
         in_burst = sum(1 for t in a.f if t >= now - c.burst_window_ms)
-        triggers = [
-            name
-            for name, on in (
-                ("burst", burst),
-                ("per_ip", ip_trigger),
-                ("episode_total", a.ep_n >= c.episode_failures),
-                ("episode_end", closing),
-            )
-            if on
-        ]
+        triggers = [name for name, on in (("burst", burst), ("per_ip", ip_trigger),
+                                          ("episode_total", a.ep_n >= c.episode_failures),
+                                          ("episode_end", closing)) if on]
         minutes = max(1, round((a.last_fail - a.ep_first) / MINUTE_MS))
         n_ips = len(a.ips)
         ctx.emit(
@@ -362,13 +346,7 @@ class BruteForce(Detector[BruteForceConfig, LoginState]):
         if a.lk_key and ts - a.lk_last <= c.repeated_window_ms:
             return  # a lockout episode is open: the coming lock will update it
         a.lk_key, a.lk_rev, a.lk_sev, a.lk_first, a.lk_last, a.lk_n = (
-            f"{e.account_id}|lock|{e.event_id}",
-            0,
-            2,
-            ts,
-            ts,
-            0,
-        )
+            f"{e.account_id}|lock|{e.event_id}", 0, 2, ts, ts, 0)
         ctx.emit(
             kind="account_lockout",
             severity="medium",
@@ -525,16 +503,14 @@ class BruteForce(Detector[BruteForceConfig, LoginState]):
             c = self.config
             failures = sum(a.fcnt)
             from_failing = fp in a.fdev or (bool(e.ip) and e.ip in a.ips)
-            if (
-                failures >= c.compromise_min_failures
-                and not known
-                and (from_failing or not c.compromise_requires_failing_source)
-            ):
+            if (failures >= c.compromise_min_failures and not known
+                    and (from_failing or not c.compromise_requires_failing_source)):
                 self._maybe_compromised(st, a, e, failures, ctx)
             self._reset_on_success(st, a, fp)
         self.state.put(key, st, ts)
 
-    def _maybe_compromised(self, st: LoginState, a: Attack, e: LoginSucceeded, failures: int, ctx: Context) -> None:
+    def _maybe_compromised(self, st: LoginState, a: Attack, e: LoginSucceeded, failures: int,
+                           ctx: Context) -> None:
         """A success from a device the account has not used before, shortly after the
         failures (or after the lock they caused ran out)."""
         c = self.config

@@ -13,11 +13,7 @@ from typing import Final, Literal, TypeVar
 SEVERITY_RANK: Final = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 #: Severity names by rank (the inverse of ``SEVERITY_RANK``).
 SEVERITY_NAMES: Final[tuple[Literal["info", "low", "medium", "high", "critical"], ...]] = (
-    "info",
-    "low",
-    "medium",
-    "high",
-    "critical",
+    "info", "low", "medium", "high", "critical",
 )
 MINUTE_MS: Final = 60_000
 HOUR_MS: Final = 3_600_000
@@ -155,7 +151,9 @@ def tier_rank(value: float, tiers: tuple[float, ...] | list[float], base: int = 
     return rank if rank < 4 else 4
 
 
-def update_due(prev_rank: int, new_rank: int, last_emit_ms: int, now_ms: int, cooldown_ms: int, grew: bool) -> bool:
+def update_due(
+    prev_rank: int, new_rank: int, last_emit_ms: int, now_ms: int, cooldown_ms: int, grew: bool
+) -> bool:
     """Whether an open finding deserves a new revision: its severity rose, or (after a
     cooldown) its evidence grew substantially.  Keeps a 2,000-event attack at a handful of
     revisions of one finding."""

@@ -177,12 +177,9 @@ class CredentialAttacksConfig(DetectorConfig, frozen=True, kw_only=True):
     state_ttl_ms: int = 12 * HOUR_MS
 
     def __post_init__(self) -> None:
-        for name, levels in (
-            ("levels", self.levels),
-            ("stuffing.levels", self.stuffing.levels),
-            ("spraying.levels", self.spraying.levels),
-            ("spraying.breadth_levels", self.spraying.breadth_levels),
-        ):
+        for name, levels in (("levels", self.levels), ("stuffing.levels", self.stuffing.levels),
+                             ("spraying.levels", self.spraying.levels),
+                             ("spraying.breadth_levels", self.spraying.breadth_levels)):
             if set(levels) - set(_LEVELS) or (name == "levels" and not levels):
                 raise ValueError(f"{name} must be a subset of {list(_LEVELS)}")
         for cidr in self.allowlist.cidrs:
@@ -263,10 +260,8 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
         self._pre_check = {
             level: (
                 c.stuffing.min_accounts if level in c.stuffing.levels else _NEVER,
-                _NEVER
-                if level not in sp.levels
-                else min(sp.min_accounts, sp.breadth_min_accounts)
-                if level in sp.breadth_levels
+                _NEVER if level not in sp.levels
+                else min(sp.min_accounts, sp.breadth_min_accounts) if level in sp.breadth_levels
                 else sp.min_accounts,
             )
             for level in _LEVELS
@@ -453,7 +448,9 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
             s.sp.last = ts
         fo = s.fo
         stuff_min, spray_min = self._pre_check[level]
-        stuff_pre = fo >= stuff_min and len(s.att) >= c.stuffing.min_attempts and s.att[0] >= ts - c.stuffing.window_ms
+        stuff_pre = (
+            fo >= stuff_min and len(s.att) >= c.stuffing.min_attempts and s.att[0] >= ts - c.stuffing.window_ms
+        )
         if (stuff_pre or fo >= spray_min or st_open or sp_open) and ts - s.eval_at >= self._eval_every[level]:
             s.eval_at = ts
             self._scan(keys, states, i, level, ts, asn, st_open, sp_open, ctx)
@@ -461,18 +458,8 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
             sp_open = s.sp is not None and ts - s.sp.last <= c.spraying.window_ms
         return (_COVER_STUFF if st_open else 0) | (_COVER_SPRAY if sp_open else 0)
 
-    def _scan(
-        self,
-        keys: tuple[str, ...],
-        states: list[SourceState],
-        i: int,
-        level: str,
-        ts: int,
-        asn: int | None,
-        st_open: bool,
-        sp_open: bool,
-        ctx: Context,
-    ) -> None:
+    def _scan(self, keys: tuple[str, ...], states: list[SourceState], i: int, level: str, ts: int,
+              asn: int | None, st_open: bool, sp_open: bool, ctx: Context) -> None:
         """Exact counts over the level's accounts; open or update findings."""
         c = self.config
         sp = c.spraying
@@ -519,7 +506,7 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
         factor = se.threshold_factor if shared else 1.0
         n_ips = 1 if level == "ip" else len(s.ips)
         wide_ok = level == "ip" or n_ips >= c.min_sources_wide
-        wider = states[i + 1 :]
+        wider = states[i + 1:]
         counts: dict[str, Any] = {
             "success_accounts": n_ok,
             "shared_egress": shared,
@@ -529,17 +516,12 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
         }
         if level in c.stuffing.levels:
             share = n_st / (n_st + n_ok_st) if n_st else 0.0
-            if (
-                n_st >= c.stuffing.min_accounts * factor
-                and att_st >= c.stuffing.min_attempts * factor
-                and (not shared or share >= se.min_failure_share)
-                and wide_ok
-            ):
+            if (n_st >= c.stuffing.min_accounts * factor and att_st >= c.stuffing.min_attempts * factor
+                    and (not shared or share >= se.min_failure_share) and wide_ok):
                 absorbed = any(w.st is not None and ts - w.st.last <= c.stuffing.window_ms for w in wider)
                 if st_open or not absorbed:
-                    self._report(
-                        "credential_stuffing", keys, states, i, ts, asn, n_st, share, counts | {"attempts": att_st}, ctx
-                    )
+                    self._report("credential_stuffing", keys, states, i, ts, asn, n_st, share,
+                                 counts | {"attempts": att_st}, ctx)
         if level in sp.levels:
             rule = ""
             n = 0
@@ -556,21 +538,11 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
             if rule and (not shared or share >= se.min_failure_share):
                 absorbed = any(w.sp is not None and ts - w.sp.last <= sp.window_ms for w in wider)
                 if sp_open or not absorbed:
-                    self._report("password_spraying", keys, states, i, ts, asn, n, share, counts | {"rule": rule}, ctx)
+                    self._report("password_spraying", keys, states, i, ts, asn, n, share,
+                                 counts | {"rule": rule}, ctx)
 
-    def _report(
-        self,
-        kind: str,
-        keys: tuple[str, ...],
-        states: list[SourceState],
-        i: int,
-        ts: int,
-        asn: int | None,
-        n: int,
-        share: float,
-        counts: dict[str, Any],
-        ctx: Context,
-    ) -> None:
+    def _report(self, kind: str, keys: tuple[str, ...], states: list[SourceState], i: int, ts: int,
+                asn: int | None, n: int, share: float, counts: dict[str, Any], ctx: Context) -> None:
         c = self.config
         s, key = states[i], keys[i]
         stuffing = kind == "credential_stuffing"
@@ -585,9 +557,8 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
             else:
                 s.sp = slot
             self._cover_wider(states, i, _COVER_STUFF if stuffing else _COVER_SPRAY)
-        elif update_due(
-            slot.sev, rank, slot.at, ts, c.update_cooldown_ms, n >= 2 * slot.n or slot.fresh >= opts.min_accounts
-        ):
+        elif update_due(slot.sev, rank, slot.at, ts, c.update_cooldown_ms,
+                        n >= 2 * slot.n or slot.fresh >= opts.min_accounts):
             slot.rev += 1  # escalated, or (at most once per cooldown) a fresh wave of accounts
         else:
             return
@@ -595,21 +566,15 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
         level, value = key.split(":", 1)
         subject, where = _subject(level, value, asn)
         if stuffing:
-            summary = (
-                f"{n} accounts failed logins from {where} within {window // MINUTE_MS} min, "
-                f"at most {opts.max_attempts_per_account} tries each: credential stuffing "
-                "with a list of stolen passwords."
-            )
+            summary = (f"{n} accounts failed logins from {where} within {window // MINUTE_MS} min, "
+                       f"at most {opts.max_attempts_per_account} tries each: credential stuffing "
+                       "with a list of stolen passwords.")
         elif counts.get("rule") == "breadth":
-            summary = (
-                f"{n} accounts were tried a few times each from {counts['distinct_ips']}+ addresses "
-                f"across {where} within {window // HOUR_MS} h: password spraying."
-            )
+            summary = (f"{n} accounts were tried a few times each from {counts['distinct_ips']}+ addresses "
+                       f"across {where} within {window // HOUR_MS} h: password spraying.")
         else:
-            summary = (
-                f"{n} accounts were each tried a few times, in separate rounds, from {where} "
-                f"within {window // HOUR_MS} h: password spraying."
-            )
+            summary = (f"{n} accounts were each tried a few times, in separate rounds, from {where} "
+                       f"within {window // HOUR_MS} h: password spraying.")
         factor = counts["threshold_factor"]
         explanation: dict[str, Any] = {
             "level": level,
@@ -655,7 +620,7 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
     def _cover_wider(self, states: list[SourceState], i: int, bit: int) -> None:
         """Mark the accounts of a new finding at level ``i`` as covered in the wider levels."""
         attacked = [a for a, e in states[i].acc.items() if e[_F] and not e[_S]]
-        for wider in states[i + 1 :]:
+        for wider in states[i + 1:]:
             acc = wider.acc
             for a in attacked:
                 e = acc.get(a)
@@ -663,9 +628,8 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
                     acc[a] = (e[_F], e[_S], e[_FF], e[_L], e[_C] | bit)
 
     # -- compromise ----------------------------------------------------------------------
-    def _check_compromise(
-        self, keys: tuple[str, ...], states: list[SourceState | None], r: SourceRecord, ctx: Context
-    ) -> None:
+    def _check_compromise(self, keys: tuple[str, ...], states: list[SourceState | None], r: SourceRecord,
+                          ctx: Context) -> None:
         c = self.config
         ts, acct = r.ts, r.account_id
         for i, s in enumerate(states):
@@ -699,10 +663,8 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
                 first_seen_ms=slot.first,
                 last_seen_ms=ts,
                 evidence=[r.event_id, *reversed(s.ev)],
-                summary=(
-                    f"A successful login came from {where}, which is running {kind.replace('_', ' ')} "
-                    "right now: the account's password may be among the attacker's."
-                ),
+                summary=(f"A successful login came from {where}, which is running {kind.replace('_', ' ')} "
+                         "right now: the account's password may be among the attacker's."),
                 explanation={
                     "source": "source",
                     "attack": kind,

@@ -80,13 +80,8 @@ class ImpossibleTravel(Detector[ImpossibleTravelConfig, LastLogin]):
         key, ts = e.account_id, e.ts
         st = self.state.get(key)
         if st is None:
-            self.state.put(
-                key,
-                LastLogin(
-                    ts=ts, lat=lat, lon=lon, country=intern(g.country), city=intern(g.city or ""), eid=e.event_id
-                ),
-                ts,
-            )
+            self.state.put(key, LastLogin(ts=ts, lat=lat, lon=lon, country=intern(g.country),
+                                          city=intern(g.city or ""), eid=e.event_id), ts)
             return
         dt = ts - st.ts if ts >= st.ts else st.ts - ts
         near = self._near_deg

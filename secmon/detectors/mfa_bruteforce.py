@@ -163,25 +163,17 @@ class MfaBruteforce(Detector[MfaBruteforceConfig, MfaState]):
         push = method == "push"
         odds = f"{st.ep_n:,} tries: {pct(chance)}"
         if push and succeeded:
-            summary = (
-                f"A push prompt was approved after {st.ep_n:,} declined ones: the user may have "
-                "given in to push fatigue and let an attacker in."
-            )
+            summary = (f"A push prompt was approved after {st.ep_n:,} declined ones: the user may have "
+                       "given in to push fatigue and let an attacker in.")
         elif push:
-            summary = (
-                f"{st.ep_n:,} push prompts declined or ignored: someone with the password is "
-                "trying to wear the user down (push fatigue)."
-            )
+            summary = (f"{st.ep_n:,} push prompts declined or ignored: someone with the password is "
+                       "trying to wear the user down (push fatigue).")
         elif succeeded:
-            summary = (
-                f"A second-factor code was accepted after {st.ep_n:,} failed challenges "
-                f"(a {pct(chance)} chance of a lucky guess): the account may be taken over."
-            )
+            summary = (f"A second-factor code was accepted after {st.ep_n:,} failed challenges "
+                       f"(a {pct(chance)} chance of a lucky guess): the account may be taken over.")
         else:
-            summary = (
-                f"{st.ep_n:,} failed second-factor challenges: someone with the password is "
-                f"guessing codes ({pct(chance)} chance of success so far)."
-            )
+            summary = (f"{st.ep_n:,} failed second-factor challenges: someone with the password is "
+                       f"guessing codes ({pct(chance)} chance of success so far).")
         evidence = [st.ep_id, *(i for i in reversed(st.ev) if i != st.ep_id)]
         if succeeded:
             evidence.insert(0, e.event_id)

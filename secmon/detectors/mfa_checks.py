@@ -334,7 +334,9 @@ def _analyse(
         issues.append("long_period")
     if algorithm not in {a.upper() for a in allowed_algorithms}:
         issues.append("unusual_algorithm")
-    return SecretReport(tuple(issues), fingerprint, bits, digits, period, algorithm, _pyotp_check(uri), signs)
+    return SecretReport(
+        tuple(issues), fingerprint, bits, digits, period, algorithm, _pyotp_check(uri), signs
+    )
 
 
 def _int(text: str | None, default: int) -> int | None:

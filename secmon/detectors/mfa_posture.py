@@ -131,11 +131,8 @@ class MfaPosture(Detector[MfaPostureConfig, PostureState]):
     def _assess(self, st: PostureState, e: AccountSnapshot, methods: Sequence[str], ctx: Context) -> None:
         c = self.config
         verdict = assess_posture(
-            st.bal,
-            methods,
-            min_balance_usd=c.min_balance_usd,
-            severity_tiers_usd=c.severity_tiers_usd,
-            weak_methods=self._weak,
+            st.bal, methods, min_balance_usd=c.min_balance_usd,
+            severity_tiers_usd=c.severity_tiers_usd, weak_methods=self._weak,
         )
         if verdict is None:
             if st.wp_key and any(m not in self._weak for m in methods):
@@ -153,23 +150,18 @@ class MfaPosture(Detector[MfaPostureConfig, PostureState]):
             st.wp_state, st.wp_rev, st.wp_sev, st.wp_open = verdict.state, 0, rank, e.ts
         self._emit_posture(st, e, "open", methods, ctx)
 
-    def _emit_posture(
-        self, st: PostureState, e: AccountSnapshot, status: str, methods: Sequence[str], ctx: Context
-    ) -> None:
+    def _emit_posture(self, st: PostureState, e: AccountSnapshot, status: str, methods: Sequence[str],
+                      ctx: Context) -> None:
         c = self.config
         if status == "resolved":
             summary = "The account now has a strong second factor: the weak-posture finding is resolved."
         elif st.wp_state == "no_2fa":
-            summary = (
-                f"An account holding ${st.bal:,.0f} has no second factor: "
-                "the user should enable an authenticator app or a security key."
-            )
+            summary = (f"An account holding ${st.bal:,.0f} has no second factor: "
+                       "the user should enable an authenticator app or a security key.")
         else:
-            summary = (
-                f"An account holding ${st.bal:,.0f} relies only on "
-                f"{' and '.join(m.upper() if m == 'sms' else m for m in sorted(set(methods)))} "
-                "for its second factor: an authenticator app or a security key is safer."
-            )
+            summary = (f"An account holding ${st.bal:,.0f} relies only on "
+                       f"{' and '.join(m.upper() if m == 'sms' else m for m in sorted(set(methods)))} "
+                       "for its second factor: an authenticator app or a security key is safer.")
         ctx.emit(
             kind="mfa_weak_posture",
             severity=SEVERITY_NAMES[st.wp_sev],
@@ -180,9 +172,8 @@ class MfaPosture(Detector[MfaPostureConfig, PostureState]):
             evidence=[e.event_id],
             summary=summary,
             explanation={
-                **Posture(st.wp_state, SEVERITY_NAMES[st.wp_sev], st.bal, tuple(sorted(set(methods)))).explanation(
-                    c.min_balance_usd, c.severity_tiers_usd
-                ),
+                **Posture(st.wp_state, SEVERITY_NAMES[st.wp_sev], st.bal, tuple(sorted(set(methods))))
+                .explanation(c.min_balance_usd, c.severity_tiers_usd),
                 "cooldown_ms": c.cooldown_ms,
             },
             status=status,
@@ -196,12 +187,8 @@ class MfaPosture(Detector[MfaPostureConfig, PostureState]):
             st = PostureState()
         bit = _BITS.get(e.payload.method, 0)
         st.methods = bit if st.methods == _UNKNOWN else st.methods | bit
-        if (
-            st.dis_id
-            and st.dis_rev < 0
-            and e.ts - st.dis_ts <= self.config.reenrol_grace_ms
-            and e.device_id == st.dis_dev
-        ):
+        if (st.dis_id and st.dis_rev < 0 and e.ts - st.dis_ts <= self.config.reenrol_grace_ms
+                and e.device_id == st.dis_dev):
             st.dis_id = ""  # a phone change: removed and re-added from the same device
             ctx.cancel(e.account_id, "disabled")
         self.state.put(e.account_id, st, e.ts)
@@ -250,21 +237,17 @@ class MfaPosture(Detector[MfaPostureConfig, PostureState]):
                 self._emit_disabled(st, e.account_id, e.ts, e, ctx)
         self.state.put(e.account_id, st, e.ts)
 
-    def _emit_disabled(
-        self, st: PostureState, key: str, now: int, e: WithdrawalRequested | TransferSent | None, ctx: Context
-    ) -> None:
+    def _emit_disabled(self, st: PostureState, key: str, now: int,
+                       e: WithdrawalRequested | TransferSent | None, ctx: Context) -> None:
         c = self.config
         hours = (now - st.dis_ts) / HOUR_MS
         if st.dis_ids:
             what = "transfer" if e is not None and isinstance(e, TransferSent) else "withdrawal"
-            summary = (
-                f"Two-factor authentication ({st.dis_method}) was removed and ${st.dis_amt:,.0f} "
-                f"left the account {hours:.1f} h later ({what}): a takeover pattern."
-            )
+            summary = (f"Two-factor authentication ({st.dis_method}) was removed and ${st.dis_amt:,.0f} "
+                       f"left the account {hours:.1f} h later ({what}): a takeover pattern.")
         else:
-            summary = (
-                f"Two-factor authentication ({st.dis_method}) was removed from an account holding ${st.dis_bal:,.0f}."
-            )
+            summary = (f"Two-factor authentication ({st.dis_method}) was removed from an account "
+                       f"holding ${st.dis_bal:,.0f}.")
         ctx.emit(
             kind="mfa_disabled_risk",
             severity=SEVERITY_NAMES[st.dis_sev],

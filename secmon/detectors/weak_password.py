@@ -26,7 +26,9 @@ class WeakPassword(Detector[WeakPasswordConfig, KeyState]):
         weak = p.strength <= self.config.max_weak_strength
         if not (p.breached or weak):
             return
-        reasons = (["found in a breach corpus"] if p.breached else []) + ([f"strength {p.strength}/4"] if weak else [])
+        reasons = (["found in a breach corpus"] if p.breached else []) + (
+            [f"strength {p.strength}/4"] if weak else []
+        )
         ctx.emit(
             kind="weak_password",
             severity="medium" if p.breached else "low",

@@ -39,7 +39,8 @@ _by_time = itemgetter(0)
 class TimeMerger:
     """Buffers events per input and releases them in event-time order."""
 
-    def __init__(self, inputs: list[str], max_idle_ms: int = 200, *, skew_ms: int = 5_000, quiet_ms: int = 500) -> None:
+    def __init__(self, inputs: list[str], max_idle_ms: int = 200, *, skew_ms: int = 5_000,
+                 quiet_ms: int = 500) -> None:
         self.inputs = list(inputs)
         self.max_idle_ms = max_idle_ms
         self.skew_ms = skew_ms

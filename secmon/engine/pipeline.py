@@ -71,4 +71,6 @@ class Pipeline:
         return sorted({k for s in self.specs for k in s.cls.kinds})
 
     def describe(self) -> list[dict[str, Any]]:
-        return [{"name": s.name, "scope": str(s.scope), "kinds": list(s.cls.kinds)} for s in self.specs]
+        return [
+            {"name": s.name, "scope": str(s.scope), "kinds": list(s.cls.kinds)} for s in self.specs
+        ]

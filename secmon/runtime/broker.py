@@ -72,9 +72,8 @@ class EmbeddedBroker:
         # Its own session: Ctrl-C in a terminal goes to the whole foreground group, and the
         # broker must outlive the service's shutdown (the final checkpoint talks to it); the
         # owner stops it last.  It still dies with its owner (see _die_with_parent).
-        self.proc = subprocess.Popen(
-            self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent
-        )
+        self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT,
+                                     start_new_session=True, preexec_fn=_die_with_parent)
         try:
             wait_for_port(self.host, self.port)
         except BrokerError:
@@ -95,9 +94,7 @@ class EmbeddedBroker:
     def __enter__(self) -> EmbeddedBroker:
         return self.start()
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
 
 

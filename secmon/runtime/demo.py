@@ -80,19 +80,13 @@ class Demo:
         for f in state.glob("secmon.db*"):
             f.unlink()
         metrics_port = 9464 if _port_free(9464) else free_port()
-        config = load_config(
-            opts.config,
-            {
-                "kafka": {
-                    "bootstrap_servers": broker.bootstrap,
-                    "session_timeout_ms": 6000,
-                    "heartbeat_interval_ms": 2000,
-                },
-                "store": {"url": f"sqlite:///{db}"},
-                "server": {"port": metrics_port},
-                "logging": {"format": "text"},
-            },
-        )
+        config = load_config(opts.config, {
+            "kafka": {"bootstrap_servers": broker.bootstrap, "session_timeout_ms": 6000,
+                      "heartbeat_interval_ms": 2000},
+            "store": {"url": f"sqlite:///{db}"},
+            "server": {"port": metrics_port},
+            "logging": {"format": "text"},
+        })
         setup_logging(config.logging.level, "text")
         from secmon.app import build_service
 
@@ -110,12 +104,8 @@ class Demo:
         ]
         if api is not None:
             lines.append(f"  console:  {api['url']}   (log in with token: {api['token']})")
-        lines += [
-            f"  store:    {db}",
-            f"  traffic:  {opts.accounts} simulated accounts, {opts.rate:g} events/s",
-            "  Ctrl-C to stop",
-            "",
-        ]
+        lines += [f"  store:    {db}", f"  traffic:  {opts.accounts} simulated accounts, {opts.rate:g} events/s",
+                  "  Ctrl-C to stop", ""]
         print("\n".join(lines), file=sys.stderr, flush=True)
 
         def handler(signum: int, _frame: object) -> None:

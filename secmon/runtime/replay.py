@@ -90,13 +90,8 @@ def replay(
             result.dead_letter_reasons[bad.reason] = result.dead_letter_reasons.get(bad.reason, 0) + 1
             if dead_letters is not None:
                 dl = DeadLetter.of(
-                    raw,
-                    reason=bad.reason,
-                    detail=bad.detail,
-                    topic=origin,
-                    partition=None,
-                    offset=index,
-                    event_id=bad.event_id,
+                    raw, reason=bad.reason, detail=bad.detail, topic=origin, partition=None,
+                    offset=index, event_id=bad.event_id,
                 )
                 dead_letters.write(encode_dead_letter(dl) + b"\n")
             continue

@@ -48,6 +48,7 @@ from secmon.store.checkpoints import CheckpointStore
 log = logging.getLogger(__name__)
 
 
+
 def _wall_ms() -> int:
     return int(time.time() * 1000)
 
@@ -452,10 +453,7 @@ class Worker:
                 if len(inputs) != len(self.input_topics):
                     log.error(
                         "partition %d: assigned %s but not all of %s; the assignor must co-assign "
-                        "(Range assignor, equal partition counts)",
-                        p,
-                        inputs,
-                        self.input_topics,
+                        "(Range assignor, equal partition counts)", p, inputs, self.input_topics,
                     )
                 rt = self._new_account_runtime(p, inputs)
                 restored += self._restore(rt, consumer)
@@ -479,20 +477,15 @@ class Worker:
 
     def _new_account_runtime(self, p: int, inputs: list[str]) -> TaskRuntime:
         task = self.pipeline.account_task(
-            f"account-{p}",
-            self._findings.append,
+            f"account-{p}", self._findings.append,
             self.repartitioner.add if self.pipeline.has_source_detectors else None,
         )
         return TaskRuntime(
             task=task,
             partition=p,
             topics=inputs,
-            merger=TimeMerger(
-                inputs,
-                self.config.engine.max_task_idle_ms,
-                skew_ms=self.config.engine.merge_skew_ms,
-                quiet_ms=self.config.engine.merge_quiet_ms,
-            ),
+            merger=TimeMerger(inputs, self.config.engine.max_task_idle_ms,
+                              skew_ms=self.config.engine.merge_skew_ms, quiet_ms=self.config.engine.merge_quiet_ms),
             unresolved=set(inputs),
         )
 
@@ -536,13 +529,12 @@ class Worker:
                 pos = rt.checkpoint_offsets().get(rt.origin(topic), rt.fetched.get(topic, 0))
                 if hw is not None:
                     self.metrics.consumer_lag.labels(topic, str(rt.partition)).set(max(0, hw - pos))
-        oldest = min((rt.last_checkpoint_wall for rt in (*self.account.values(), *self.source.values())), default=now)
+        oldest = min((rt.last_checkpoint_wall for rt in (*self.account.values(), *self.source.values())),
+                     default=now)
         self.metrics.checkpoint_age.set(max(0, now - oldest) / 1000 if oldest else 0)
         self.metrics.state_keys.labels("account").set(sum(rt.task.state_keys() for rt in self.account.values()))
         self.metrics.state_keys.labels("source").set(sum(rt.task.state_keys() for rt in self.source.values()))
-        self.metrics.cold_accounts.set(
-            sum(len(rt.task.cold) for rt in self.account.values() if rt.task.cold is not None)
-        )
+        self.metrics.cold_accounts.set(sum(len(rt.task.cold) for rt in self.account.values() if rt.task.cold is not None))
 
 
 class _Listener(ConsumerRebalanceListener):

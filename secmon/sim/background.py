@@ -272,9 +272,7 @@ def withdrawal(
             fail = _legit_failure(rng, network)
             acct.wd_fail_day = t // DAY
     if fail is not None:
-        sim.emit(
-            t + rng.randint(5_000, 120_000), "withdrawal.failed", acct.id, {"tx_id": tx, "reason": fail}, None, labels
-        )
+        sim.emit(t + rng.randint(5_000, 120_000), "withdrawal.failed", acct.id, {"tx_id": tx, "reason": fail}, None, labels)
     else:
         acct.balance -= usd + fee
         done = t + int(rng.uniform(*net.complete_min) * MINUTE)
@@ -291,7 +289,9 @@ def _legit_failure(rng: random.Random, network: str) -> str:
     return reason
 
 
-def add_address(sim: Sim, acct: Account, t: int, where: Where, address: str, asset: str, labels: tuple = ()) -> str:
+def add_address(
+    sim: Sim, acct: Account, t: int, where: Where, address: str, asset: str, labels: tuple = ()
+) -> str:
     payload: dict[str, Any] = {"address": address, "asset": asset}
     if sim.rng.random() < 0.5:
         payload["label"] = sim.rng.choice(("exchange", "cold wallet", "OTC desk", "my ledger", "friend"))
@@ -336,13 +336,7 @@ def transfer(
 def password_change(sim: Sim, acct: Account, ts: int, _: Any) -> None:
     where = acct.home_where(sim.rng, ts)
     if where is not None:
-        sim.emit(
-            ts,
-            "password.changed",
-            acct.id,
-            {"via": "settings", "strength": sim.rng.randint(2, 4), "breached": False},
-            where,
-        )
+        sim.emit(ts, "password.changed", acct.id, {"via": "settings", "strength": sim.rng.randint(2, 4), "breached": False}, where)
 
 
 def enrol_method(sim: Sim, acct: Account, ts: int, _: Any) -> None:
@@ -359,9 +353,7 @@ def enrol_method(sim: Sim, acct: Account, ts: int, _: Any) -> None:
         disable(sim, acct, t, where, "sms", "settings")
 
 
-def enrol(
-    sim: Sim, acct: Account, t: int, where: Where, method: str, uri: str | None = None, labels: tuple = ()
-) -> str:
+def enrol(sim: Sim, acct: Account, t: int, where: Where, method: str, uri: str | None = None, labels: tuple = ()) -> str:
     payload: dict[str, Any] = {"method": method}
     if method == "totp":
         payload["otpauth_uri"] = uri or otpauth_uri(acct.id, totp_secret(sim.rng))

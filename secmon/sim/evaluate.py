@@ -327,7 +327,9 @@ def evaluate(
     docstring).  ``first_detected_ms`` (from :class:`FirstDetections`) dates each finding by
     its first revision; without it, by the ``detected_at`` it carries."""
     enabled = set(detector_kinds)
-    prepared = sorted((_prepare(f, first_detected_ms) for f in findings), key=lambda x: (x.detected_ms, x.f.finding_id))
+    prepared = sorted(
+        (_prepare(f, first_detected_ms) for f in findings), key=lambda x: (x.detected_ms, x.f.finding_id)
+    )
     extra = ({x.f.kind for x in prepared} | {s.kind for s in labels.scenarios}) - set(FINDING_KINDS)
     kinds_seen = [*FINDING_KINDS, *sorted(extra)]
     results = {k: KindResult(k, k in enabled) for k in kinds_seen}

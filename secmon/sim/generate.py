@@ -50,10 +50,7 @@ SCENARIOS: Final[dict[str, tuple[int, tuple[str, ...]]]] = {
     "account_takeover": (12, ("no_mfa", "sim_swap", "recovery_code", "support_reset")),
     "anomalous_transaction": (16, ("large_new_address", "large_known_address", "drain_transfer")),
     "deposit_delayed": (14, ("late", "stuck")),
-    "withdrawal_failures": (
-        12,
-        ("account_mismatch", "limit_exceeded", "insufficient_funds", "risk_hold", "bank_rejected"),
-    ),
+    "withdrawal_failures": (12, ("account_mismatch", "limit_exceeded", "insufficient_funds", "risk_hold", "bank_rejected")),
     "withdrawal_outage": (3, ()),
     "mfa_weak_posture": (14, ("none", "sms_only", "email_only", "sms_email", "became_valuable")),
     "mfa_weak_secret": (14, scenarios.WEAK_SECRET_VARIANTS),
@@ -202,9 +199,7 @@ def labels_document(result: SimResult, shift_ms: int = 0) -> dict[str, Any]:
             "deposit_sla_minutes": DEPOSIT_SLA_MIN,
             "normal_credit_max_minutes": NORMAL_CREDIT_CAP_MIN,
             "lockout_policy": {
-                "failures": LOCK_AFTER_FAILURES,
-                "window_minutes": LOCK_WINDOW_MIN,
-                "lock_minutes": LOCK_DURATION_MIN,
+                "failures": LOCK_AFTER_FAILURES, "window_minutes": LOCK_WINDOW_MIN, "lock_minutes": LOCK_DURATION_MIN,
             },
             "weak_mfa_background_max_usd": WEAK_MFA_MAX_USD,
             "weak_posture_label_min_usd": VALUABLE_LABEL_USD,

@@ -168,9 +168,7 @@ def password_change_only(p: Planner) -> None:
     def run(sim: Sim, acct: Account, t: int, _: Any) -> None:
         where = home(sim, acct, t)
         t = login(sim, acct, t, where) + rng.randint(30_000, 300_000)
-        sim.emit(
-            t, "password.changed", acct.id, {"via": "settings", "strength": rng.randint(3, 4), "breached": False}, where
-        )
+        sim.emit(t, "password.changed", acct.id, {"via": "settings", "strength": rng.randint(3, 4), "breached": False}, where)
         acct.quiet_until = t + DAY
         neg.span(t)
         neg.span(t + DAY)

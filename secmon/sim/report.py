@@ -65,12 +65,8 @@ def table_rows(ev: Evaluation) -> list[tuple[str, ...]]:
 
 def text_table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     widths = [max(len(header[i]), *(len(r[i]) for r in rows)) if rows else len(header[i]) for i in range(len(header))]
-
     def line(r: Sequence[str]) -> str:
-        return "  ".join(
-            c.ljust(w) if i in (0, len(r) - 1) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
-        ).rstrip()
-
+        return "  ".join(c.ljust(w) if i in (0, len(r) - 1) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip()
     return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
@@ -222,7 +218,9 @@ def _img(b64: str | None, alt: str) -> str:
     return f'<p><img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}"></p>' if b64 else ""
 
 
-def html_report(ev: Evaluation, meta: dict[str, Any], curves: ScoreCurves | None, anchors_ms: Sequence[int]) -> str:
+def html_report(
+    ev: Evaluation, meta: dict[str, Any], curves: ScoreCurves | None, anchors_ms: Sequence[int]
+) -> str:
     rows = table_rows(ev)
     classes = ["bad" if r[-1].startswith("BELOW") else ("ok" if r[-1] == "ok" else "") for r in rows]
     parts = [
@@ -250,11 +248,7 @@ def html_report(ev: Evaluation, meta: dict[str, Any], curves: ScoreCurves | None
         (f.kind, f.finding_id, f.account_id or "-", _subject(f.subject), f.detected_at, f.summary)
         for kind in sorted(ev.false_positives) for f in ev.false_positives[kind][:5]
     ]  # fmt: skip
-    parts.append(
-        _table(("kind", "finding_id", "account", "subject", "detected_at", "summary"), fp_rows)
-        if fp_rows
-        else "<p>none</p>"
-    )
+    parts.append(_table(("kind", "finding_id", "account", "subject", "detected_at", "summary"), fp_rows) if fp_rows else "<p>none</p>")
     parts.append("<h2>Missed scenarios (up to 10 per kind)</h2>")
     fn_rows = [
         (s.kind, s.id, s.variant, s.account_id or "-", str(len(s.accounts)))
@@ -274,9 +268,7 @@ def paysim_html(pe: PaysimEvaluation, meta: dict[str, Any], curves: ScoreCurves 
         f"<pre>{html.escape(text)}</pre>",
     ]
     if curves is not None:
-        parts.append(
-            _img(curves_png(curves, f"explanation[{curves.score_key!r}] vs PaySim isFraud"), "PR and ROC curves")
-        )
+        parts.append(_img(curves_png(curves, f"explanation[{curves.score_key!r}] vs PaySim isFraud"), "PR and ROC curves"))
     parts.append(f"<p class='note'>{html.escape(meta.get('curves_note') or '')}</p></body></html>")
     return "\n".join(parts)
 

@@ -162,11 +162,7 @@ def spaced(rng: random.Random, t: int, n: int, lo_ms: int, hi_ms: int) -> list[i
 
 
 def hammer(
-    sim: Sim,
-    acct: Account,
-    times: list[int],
-    where: Where | None,
-    labels: tuple[ScenarioLabel, ...],
+    sim: Sim, acct: Account, times: list[int], where: Where | None, labels: tuple[ScenarioLabel, ...],
     unlock: bool = True,
 ) -> list[tuple[int, int]]:
     """Bad-password attempts at ``times`` under the platform's lockout policy.
@@ -208,9 +204,7 @@ def reset_password(sim: Sim, acct: Account, t: int, where: Where | None, labels:
     sim.emit(t, "password.reset_requested", acct.id, {"channel": channel}, where, labels)
     t += rng.randint(1, 6) * MINUTE + rng.randrange(MINUTE)
     strength = rng.randint(2, 4) if strength is None else strength
-    sim.emit(
-        t, "password.changed", acct.id, {"via": "reset", "strength": strength, "breached": breached}, where, labels
-    )
+    sim.emit(t, "password.changed", acct.id, {"via": "reset", "strength": strength, "breached": breached}, where, labels)
     return t
 
 
@@ -320,14 +314,8 @@ def repeated_lockout(p: Planner, variant: str) -> None:
         subject = {}
     labels = [
         sim.label("repeated_lockout", variant, acct, group=group, subject=subject, also=["brute_force"]),
-        sim.label(
-            "account_lockout",
-            f"repeated_{variant}",
-            acct,
-            group=group,
-            subject=subject,
-            also=["brute_force", "repeated_lockout"],
-        ),
+        sim.label("account_lockout", f"repeated_{variant}", acct, group=group, subject=subject,
+                  also=["brute_force", "repeated_lockout"]),
     ]
     if variant == "attacker":
         labels.append(sim.label("brute_force", "with_repeated_lockout", acct, group=group, subject=subject,
@@ -501,9 +489,7 @@ def account_takeover(p: Planner, variant: str) -> None:
         cap(acct, rng)
         acct.balance = rng.uniform(600.0, 0.95 * WEAK_MFA_MAX_USD)
     else:
-        make_valuable(
-            acct, rng, 3_000.0, 60_000.0, ["totp"] if variant == "recovery_code" else [rng.choice(("push", "webauthn"))]
-        )
+        make_valuable(acct, rng, 3_000.0, 60_000.0, ["totp"] if variant == "recovery_code" else [rng.choice(("push", "webauthn"))])
     w = p.attacker(hosting=rng.random() < 0.3)
     lab = sim.label(
         "account_takeover", variant, acct, subject={"ip": w.ip, "asn": w.asn},
@@ -526,9 +512,7 @@ def account_takeover(p: Planner, variant: str) -> None:
             sim.emit(t + rng.randint(10_000, 40_000), "mfa.challenge_succeeded", acct.id, {"method": "sms"}, w, ls)
         elif variant == "recovery_code":
             sim.emit(t, "login.succeeded", acct.id, {"method": "password", "mfa": "totp"}, w, ls)
-            sim.emit(
-                t + rng.randint(10_000, 40_000), "recovery_code.used", acct.id, {"remaining": rng.randint(0, 8)}, w, ls
-            )
+            sim.emit(t + rng.randint(10_000, 40_000), "recovery_code.used", acct.id, {"remaining": rng.randint(0, 8)}, w, ls)
             t += rng.randint(1, 5) * MINUTE
             disable(sim, acct, t, w, "totp", "settings", ls)
         else:
@@ -543,14 +527,7 @@ def account_takeover(p: Planner, variant: str) -> None:
         for change in changes:
             t += rng.randint(1, 8) * MINUTE
             if change == "password":
-                sim.emit(
-                    t,
-                    "password.changed",
-                    acct.id,
-                    {"via": "settings", "strength": rng.randint(3, 4), "breached": False},
-                    w,
-                    ls,
-                )
+                sim.emit(t, "password.changed", acct.id, {"via": "settings", "strength": rng.randint(3, 4), "breached": False}, w, ls)
             elif change == "own_totp":
                 enrol(sim, acct, t, w, "totp", labels=ls)
             else:
@@ -837,9 +814,7 @@ def mfa_bruteforce(p: Planner, variant: str) -> None:
             t += rng.randint(30_000, 180_000) if method == "totp" else rng.randint(60_000, 300_000)
         if variant == "push_fatigue_accepted":
             sim.emit(t, "mfa.challenge_succeeded", acct.id, {"method": "push"}, w, ls)
-            sim.emit(
-                t + rng.randint(500, 3_000), "login.succeeded", acct.id, {"method": "password", "mfa": "push"}, w, ls
-            )
+            sim.emit(t + rng.randint(500, 3_000), "login.succeeded", acct.id, {"method": "password", "mfa": "push"}, w, ls)
 
     sim.at(acct, p.when(), run)
 
@@ -890,8 +865,6 @@ def weak_password(p: Planner, variant: str) -> None:
             reset_password(sim, acct, t, where, ls, strength=strength, breached=True)
             return
         t = login(sim, acct, t, where, labels=ls) + rng.randint(30_000, 600_000)
-        sim.emit(
-            t, "password.changed", acct.id, {"via": "settings", "strength": strength, "breached": breached}, where, ls
-        )
+        sim.emit(t, "password.changed", acct.id, {"via": "settings", "strength": strength, "breached": breached}, where, ls)
 
     sim.at(acct, p.when(), run)

@@ -128,11 +128,7 @@ HOME_CITIES: Final = {
     for country, _ in HOME_COUNTRIES
 }
 HOSTING_CITIES: Final = {
-    14061: "Amsterdam",
-    16509: "Ashburn",
-    24940: "Frankfurt",
-    9009: "Bucharest",
-    20473: "Ashburn",
+    14061: "Amsterdam", 16509: "Ashburn", 24940: "Frankfurt", 9009: "Bucharest", 20473: "Ashburn",
 }
 
 _ISP_SPECS: Final = (

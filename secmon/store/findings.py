@@ -39,8 +39,6 @@ def record_findings(conn: Connection, findings: Sequence[Finding], now_ms: int) 
     ]
     inserted = {
         (r.finding_id, r.revision)
-        for r in insert_ignore(
-            conn, finding_table, rows, returning=(finding_table.c.finding_id, finding_table.c.revision)
-        )
+        for r in insert_ignore(conn, finding_table, rows, returning=(finding_table.c.finding_id, finding_table.c.revision))
     }
     return [f for key, f in unique.items() if key in inserted]

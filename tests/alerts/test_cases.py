@@ -248,3 +248,34 @@ def test_disabled_cases_open_nothing(engine: Engine) -> None:
     layer = layer_for(engine, config(cases={"enabled": False}))
     committer(engine, layer).commit([finding("account_takeover", severity="critical")], [], None, NOW)
     assert count(engine, support_case) == 0
+
+
+def test_a_batch_writes_its_timeline_at_the_end_in_its_own_transaction(engine: Engine) -> None:
+    """Timeline and audit rows of a batch are written together at its end (one statement
+    each), in the batch's transaction; a console request on another thread is not batched."""
+    import threading
+
+    layer = layer_for(engine)
+    c = committer(engine, layer)
+    c.commit([finding("deposit_delayed", key="a:1")], [], None, NOW)
+    (case,) = layer.case_service.list_cases()
+    store = layer.case_service.store
+    linked = case_event.c.type == "finding_linked"
+    with engine.connect() as conn:
+        with store.batched_timeline(conn):
+            store.link(conn, store._get(conn, case.id), finding("deposit_delayed", key="a:2"), None, NOW,
+                       event="finding_linked")  # fmt: skip
+            assert conn.execute(select(func.count()).select_from(case_event).where(linked)).scalar_one() == 1
+            other: list[object] = []
+            seen = threading.Thread(target=lambda: other.append(getattr(store._local, "rows", None)))
+            seen.start()
+            seen.join()
+            assert other == [None]  # another thread (the console) writes directly
+        assert conn.execute(select(func.count()).select_from(case_event).where(linked)).scalar_one() == 2
+        conn.rollback()  # the batch fails: its timeline goes with it
+    assert count(engine, case_event, linked) == 1
+    layer.case_service.comment(case.id, "called the user", actor="agent:ann")
+    c.commit([finding("deposit_delayed", key="a:3")], [], None, NOW + MINUTE)
+    types = [e.type for e in layer.case_service.get_case(case.id).timeline]
+    assert types == ["opened", "finding_linked", "comment", "finding_linked"]
+    assert count(engine, audit_log, audit_log.c.object_id == str(case.id)) == 4

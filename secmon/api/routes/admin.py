@@ -11,11 +11,7 @@ from secmon.api.deps import AUTH_ERRORS, ApiError, allow, get_ctx, principal
 from secmon.api.schemas import NO_NUL, AuditOut, ErrorOut, MeOut, NewTokenOut, StatsOut, TokenIn, TokenOut
 from secmon.api.views import audit_out, stats_out
 
-router = APIRouter(
-    prefix="/api/v1",
-    tags=["admin"],
-    responses={**AUTH_ERRORS, 404: {"model": ErrorOut, "description": "no such token"}},
-)
+router = APIRouter(prefix="/api/v1", tags=["admin"], responses={**AUTH_ERRORS, 404: {"model": ErrorOut, "description": "no such token"}})
 DAY_MS = 86_400_000
 
 

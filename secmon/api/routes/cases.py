@@ -29,15 +29,7 @@ from secmon.api.schemas import (
 )
 from secmon.api.views import case_detail_out, case_out
 
-router = APIRouter(
-    prefix="/api/v1/cases",
-    tags=["cases"],
-    responses={
-        **AUTH_ERRORS,
-        404: {"model": ErrorOut, "description": "no such case"},
-        409: {"model": ErrorOut, "description": "transition not allowed"},
-    },
-)
+router = APIRouter(prefix="/api/v1/cases", tags=["cases"], responses={**AUTH_ERRORS, 404: {"model": ErrorOut, "description": "no such case"}, 409: {"model": ErrorOut, "description": "transition not allowed"}})
 CaseId = Annotated[int, Path(ge=1, le=MAX_ID)]
 StatusFilter = Literal["all", "active", "new", "open", "pending_user", "resolved", "closed"]
 Sort = Literal["due", "-due", "opened", "-opened", "priority", "updated", "-updated"]

@@ -172,9 +172,7 @@ def switch_language(request: Request, locale: str, next: str | None = Query(None
 def case_queue(
     request: Request,
     status: str = Query("active", pattern="^(all|active|new|open|pending_user|resolved|closed)$"),
-    category: str | None = Query(
-        None, pattern="^(login_lockout|deposit_withdrawal|account_security|platform_incident)$"
-    ),
+    category: str | None = Query(None, pattern="^(login_lockout|deposit_withdrawal|account_security|platform_incident)$"),
     priority: str | None = Query(None, pattern="^P[1-4]$"),
     mine: bool = False,
     breached: bool | None = None,

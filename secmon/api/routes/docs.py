@@ -23,7 +23,7 @@ router = APIRouter(include_in_schema=False)
 def _permission(dep: Dependant) -> str | None:
     name = getattr(dep.call, "__name__", "")
     if name.startswith("allow_"):
-        wanted = name[len("allow_") :]
+        wanted = name[len("allow_"):]
         for perm in PERMISSIONS:
             if perm.replace(".", "_") == wanted:
                 return perm

@@ -27,11 +27,7 @@ from secmon.api.findings import Cursor, FindingQuery, FindingRow, severities_at_
 from secmon.api.schemas import NO_NUL, ErrorOut, FindingDetailOut, FindingPage, Severity
 from secmon.api.views import finding_out, revision_out
 
-router = APIRouter(
-    prefix="/api/v1/findings",
-    tags=["findings"],
-    responses={**AUTH_ERRORS, 404: {"model": ErrorOut, "description": "no such finding"}},
-)
+router = APIRouter(prefix="/api/v1/findings", tags=["findings"], responses={**AUTH_ERRORS, 404: {"model": ErrorOut, "description": "no such finding"}})
 Kind = Annotated[str, Query(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
 GRACE_MS = 5_000
 CURSOR = r"^\d{1,15}:[^:\x00]{1,32}:\d{1,9}$"
@@ -42,11 +38,8 @@ SSE_EVENT = {
     "properties": {
         "event": {"const": "finding"},
         "id": {"type": "string", "pattern": CURSOR, "description": "the resume cursor"},
-        "data": {
-            "type": "string",
-            "contentMediaType": "application/json",
-            "contentSchema": {"$ref": "#/components/schemas/FindingOut"},
-        },
+        "data": {"type": "string", "contentMediaType": "application/json",
+                 "contentSchema": {"$ref": "#/components/schemas/FindingOut"}},
     },
 }
 HEARTBEAT_MS = 15_000
@@ -124,12 +117,8 @@ def _event(r: FindingRow) -> bytes:
     "/stream",
     summary="Live stream of new finding revisions (Server-Sent Events)",
     response_class=StreamingResponse,
-    responses={
-        200: {
-            "content": {"text/event-stream": {"schema": SSE_EVENT}},
-            "description": "`event: finding` per new revision; `id:` is the resume cursor",
-        }
-    },
+    responses={200: {"content": {"text/event-stream": {"schema": SSE_EVENT}},
+                     "description": "`event: finding` per new revision; `id:` is the resume cursor"}},
 )
 async def stream(
     request: Request,
@@ -138,9 +127,8 @@ async def stream(
     min_severity: Severity | None = None,
     after: str | None = Query(None, max_length=64, pattern=CURSOR, description="resume after this cursor"),
     limit: int | None = Query(None, ge=1, le=10_000, description="close the stream after this many events"),
-    last_event_id: str | None = Header(
-        None, max_length=64, pattern=CURSOR, description="what a reconnecting EventSource sends (same as after)"
-    ),
+    last_event_id: str | None = Header(None, max_length=64, pattern=CURSOR,
+                                       description="what a reconnecting EventSource sends (same as after)"),
 ) -> StreamingResponse:
     ctx = get_ctx(request)
     filters = _filters(kind, None, min_severity, None, None, None, None)

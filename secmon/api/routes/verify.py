@@ -18,11 +18,7 @@ from secmon.api.deps import AUTH_ERRORS, ApiError, allow, get_ctx
 from secmon.api.schemas import ErrorOut, VerifyIn, VerifyOut
 from secmon.api.verify import VerificationResult
 
-router = APIRouter(
-    prefix="/api/v1/verifications",
-    tags=["caller verification"],
-    responses={**AUTH_ERRORS, 404: {"model": ErrorOut, "description": "no such case"}},
-)
+router = APIRouter(prefix="/api/v1/verifications", tags=["caller verification"], responses={**AUTH_ERRORS, 404: {"model": ErrorOut, "description": "no such case"}})
 
 
 def run_verification(request: Request, who: Principal, *, code: str, case_id: int | None,
@@ -52,10 +48,8 @@ def result_out(result: VerificationResult) -> dict[str, Any]:
     "",
     response_model=VerifyOut,
     summary="Verify a caller's authenticator code (once per code; rate-limited per account)",
-    responses={
-        429: {"model": VerifyOut, "description": "too many attempts for this account"},
-        503: {"model": VerifyOut, "description": "no secret store is configured"},
-    },
+    responses={429: {"model": VerifyOut, "description": "too many attempts for this account"},
+               503: {"model": VerifyOut, "description": "no secret store is configured"}},
 )
 def verify_caller(request: Request, body: VerifyIn, who: Principal = Depends(allow("callers.verify"))) -> Any:
     result = run_verification(request, who, code=body.code, case_id=body.case_id, account_id=body.account_id)

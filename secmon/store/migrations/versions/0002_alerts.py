@@ -135,14 +135,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for name in (
-        "alert_state",
-        "not_me_token",
-        "user_notification",
-        "account_profile",
-        "audit_log",
-        "case_event",
-        "case_finding",
-        "support_case",
-    ):
+    for name in ("alert_state", "not_me_token", "user_notification", "account_profile", "audit_log",
+                 "case_event", "case_finding", "support_case"):
         op.drop_table(name)
