@@ -17,31 +17,14 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-DEFAULT_PG = os.environ.get("SECMON_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+from tests.helpers.pg import PG_ADMIN_URL, pg_database
 
-
-@contextmanager
-def fresh_database(admin_url: str) -> Iterator[str]:
-    from sqlalchemy import create_engine, text
-
-    name = f"secmon_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+DEFAULT_PG = os.environ.get("SECMON_BENCH_PG", PG_ADMIN_URL)
 
 
 def _free_port() -> int:
@@ -69,7 +52,7 @@ def workers_end_to_end(bootstrap: str, topics: dict[str, str], n: int, tmp: Path
                        pg_admin_url: str = DEFAULT_PG) -> dict[str, Any]:
     """``workers`` processes in one group over the topics; events/s from first to last event."""
     app = f"scale{workers}-{uuid.uuid4().hex[:6]}"
-    with fresh_database(pg_admin_url) as db_url:
+    with pg_database("secmon_bench", pg_admin_url) as db_url:
         procs: list[tuple[subprocess.Popen[bytes], int]] = []
         try:
             for i in range(workers):

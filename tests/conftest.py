@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.pg import pg_database
 
 REPO = Path(__file__).resolve().parent.parent
 _SHARED_EXAMPLES = REPO.parent / "shared" / "contract" / "examples.jsonl"
 #: The platform's contract examples: the shared folder's copy when it sits beside the
 #: checkout, else the copy kept in tests/data (a checkout elsewhere, e.g. in CI).
 CONTRACT_EXAMPLES = _SHARED_EXAMPLES if _SHARED_EXAMPLES.exists() else REPO / "tests" / "data" / "contract_examples.jsonl"
-PG_ADMIN_URL = os.environ.get("SECMON_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
 @pytest.fixture(scope="session")
@@ -25,26 +23,6 @@ def broker() -> Iterator[str]:
 
     with EmbeddedBroker() as b:
         yield b.bootstrap
-
-
-@contextmanager
-def pg_database(prefix: str = "secmon_test") -> Iterator[str]:
-    """A fresh, empty PostgreSQL database (dropped afterwards); its URL."""
-    from sqlalchemy import create_engine, text
-
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
 
 
 @pytest.fixture

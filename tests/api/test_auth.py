@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from secmon.api.routes.docs import route_permissions
 from secmon.api.tokens import TokenStore
 from tests.api.conftest import AUDIENCE, DAY_MS_TEST, LOCKED, NOW, ROLES, Oidc, World, build_world
-from tests.conftest import pg_database
 from tests.helpers.events import HOUR
+from tests.helpers.pg import pg_database
 
 SUPPORT, ANALYST, ADMIN = ROLES
 EVERYONE = {SUPPORT, ANALYST, ADMIN}

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.api.conftest import Oidc, World, build_world
-from tests.conftest import pg_database
+from tests.helpers.pg import pg_database
 
 EXAMPLES = 25
 
