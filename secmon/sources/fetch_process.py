@@ -142,30 +142,46 @@ class ProcessConsumer:
         self._call("subscribe", [list(topics)])
 
     def poll(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[TopicPartition, list[FetchedRecord]]:
-        """The next batch the child fetched (``max_records`` is the child's, from the options);
-        a rebalance runs the listener here and returns an empty batch."""
+        """Every batch the child has handed over so far, merged (up to about ``max_records``),
+        as kafka-python returns everything it has buffered: one worker loop — and one
+        commit — per poll, not per child batch.  A rebalance runs the listener here and
+        returns an empty batch (batches fetched before it come first)."""
         message = self._next(timeout_ms / 1000)
         if message is None:
             return {}
         if isinstance(message, Rebalance):
             self._rebalance(message)
             return {}
-        assert isinstance(message, Batch)
-        self._send(Credit())
+        batch: dict[TopicPartition, list[FetchedRecord]] = {}
+        taken = 0
+        while True:
+            assert isinstance(message, Batch)
+            self._send(Credit())
+            self._take(message, batch)
+            taken += len(message.records)
+            if max_records is not None and taken >= max_records:
+                return batch
+            ready = self._next(0.0)
+            if ready is None:
+                return batch
+            if not isinstance(ready, Batch):  # a rebalance: at the next poll, after these
+                self._waiting.appendleft(ready)
+                return batch
+            message = ready
+
+    def _take(self, message: Batch, batch: dict[TopicPartition, list[FetchedRecord]]) -> None:
         for mark in message.marks:
             tp = TopicPartition(mark.topic, mark.partition)
             if mark.position is not None:
                 self._positions[tp] = mark.position
             if mark.highwater is not None:
                 self._highwaters[tp] = mark.highwater
-        batch: dict[TopicPartition, list[FetchedRecord]] = {}
         for rec in message.records:
             tp = TopicPartition(rec.topic, rec.partition)
             records = batch.get(tp)
             if records is None:
                 batch[tp] = records = []
             records.append(rec)
-        return batch
 
     def position(self, partition: TopicPartition) -> int:
         """The next offset ``poll`` will return for the partition (as of the last batch)."""
