@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,15 +21,10 @@ from typing import Any
 
 import yaml
 
+from secmon.runtime.broker import free_port
 from tests.helpers.pg import PG_ADMIN_URL, pg_database
 
 DEFAULT_PG = os.environ.get("SECMON_BENCH_PG", PG_ADMIN_URL)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _consumed(port: int) -> float:
@@ -56,7 +50,7 @@ def workers_end_to_end(bootstrap: str, topics: dict[str, str], n: int, tmp: Path
         procs: list[tuple[subprocess.Popen[bytes], int]] = []
         try:
             for i in range(workers):
-                port = _free_port()
+                port = free_port()
                 cfg = {
                     "app_id": app,
                     "kafka": {"bootstrap_servers": bootstrap, "group_id": f"{app}-g", "topics": topics,

@@ -519,7 +519,7 @@ class CaseStore:
             values |= {"open_key": key, "resolved_ms": None, "closed_ms": None, "reopened": case.reopened + 1,
                        "due_ms": self.sla.due_ms(case.priority, now_ms), "breach_due_ms": None}  # fmt: skip
             self._count_opened(case.category)
-        conn.execute(update(support_case).where(support_case.c.id == case.id).values(**values))
+        conn.execute(_UPDATE_CASE, {"case_id_": case.id, **values})
         self._record(conn, case.id, actor, "status", detail, now_ms)
 
     def set_priority(
@@ -535,7 +535,7 @@ class CaseStore:
                 values["due_ms"] = min(case.due_ms, self.sla.due_ms(priority, now_ms))
             else:
                 values["due_ms"] = max(case.due_ms, self.sla.due_ms(priority, case.opened_ms))
-        conn.execute(update(support_case).where(support_case.c.id == case.id).values(**values))
+        conn.execute(_UPDATE_CASE, {"case_id_": case.id, **values})
         detail: dict[str, Any] = {"from": case.priority, "to": priority}
         if reason:
             detail["reason"] = _text(reason)

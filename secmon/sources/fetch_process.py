@@ -199,14 +199,11 @@ class ProcessConsumer:
     def seek(self, partition: TopicPartition, offset: int) -> None:
         self._call("seek", [partition.topic, partition.partition, offset])
         # Everything still waiting was fetched before the seek.
+        sought = (partition.topic, partition.partition)
         for message in self._waiting:
             if isinstance(message, Batch):
-                message.records = [
-                    r for r in message.records if (r.topic, r.partition) != (partition.topic, partition.partition)
-                ]
-                message.marks = [
-                    m for m in message.marks if (m.topic, m.partition) != (partition.topic, partition.partition)
-                ]
+                message.records = [r for r in message.records if (r.topic, r.partition) != sought]
+                message.marks = [m for m in message.marks if (m.topic, m.partition) != sought]
         self._positions[partition] = offset
 
     def pause(self, *partitions: TopicPartition) -> None:

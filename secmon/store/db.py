@@ -93,11 +93,8 @@ def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]
     if not rows:
         return []
     cols = tuple(returning)
-    stmt = _insert_ignore(conn.dialect.name, table, cols)
-    if cols:
-        return list(conn.execute(stmt, list(rows)))
-    conn.execute(stmt, list(rows))
-    return []
+    result = conn.execute(_insert_ignore(conn.dialect.name, table, cols), list(rows))
+    return list(result) if cols else []
 
 
 def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
