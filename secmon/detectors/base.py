@@ -60,7 +60,9 @@ class DetectorConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 #: checkpoint of another version restores offsets and timers but no keyed state (it is
 #: deleted at the next checkpoint), so detectors start afresh rather than misread it.
 #: 2: ``t`` first; ``AtoState`` and ``TxProfile`` array-like, ``PostureState`` a map.
-STATE_FORMAT: Final = 2
+#: 3: the same states; an account task writes one packed row per account
+#: (:mod:`secmon.engine.packed`) instead of one per detector key.  Format 2 is still read.
+STATE_FORMAT: Final = 3
 
 
 class KeyState(msgspec.Struct, gc=False, omit_defaults=True):
@@ -217,11 +219,14 @@ class KeyedState(Generic[S]):
         self._dirty_frozen.discard(key)
         self._removed.add(key)
 
-    def drain_frozen(self) -> set[str]:
-        """Keys changed since the last checkpoint and now in the cold tier."""
-        frozen = set(self._dirty_frozen)
-        self._dirty_frozen.clear()  # the same set: the cold tier holds it
-        return frozen
+    def drain_keys(self) -> set[str]:
+        """Keys changed, removed or frozen since the last call (packed checkpoints: the
+        task writes each of them as it now stands, or deletes it)."""
+        keys = self._dirty | self._removed | self._dirty_frozen
+        self._dirty.clear()  # the same sets: the cold tier holds them
+        self._dirty_frozen.clear()
+        self._removed = set()
+        return keys
 
 
 class Context(Protocol):

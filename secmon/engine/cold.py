@@ -16,11 +16,10 @@ previous generation but not in this one are frozen: idle for between ``cold_afte
 and ``cold_after_ms``.  Freezing happens only at the end of a batch (``Task.end_batch``), when
 no detector holds a state object across calls (micro-batched scoring has finished).
 
-A frozen value is ``expires_at`` (8 bytes) followed by the msgpack array of each detector's
-state (nil where it holds none), encoded as a checkpoint encodes it.  Nothing here is ever
-persisted; the checkpoint goes on storing each detector's key as before (a change not yet
-checkpointed when its key is frozen is written from here, see ``Task.changes``), and a
-restore packs the checkpointed keys straight into this tier (``restore``).
+A frozen value is the packed form of :mod:`secmon.engine.packed`, the form a checkpoint
+stores: a frozen account with changes is checkpointed from here without an encode, and a
+restore loads checkpoint rows straight into this tier (``load``) without decoding them into
+objects.  Nothing here is persisted by the tier itself.
 
 Expiry.  A detector's key would have expired at ``t + state_ttl_ms``; the value expires at
 the latest of its detectors' (keys of shorter-lived detectors are dropped when it is thawed,
@@ -31,35 +30,25 @@ alive: one frozen out of order expires a little late.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Optional
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import msgspec
 
 from secmon.detectors.base import Detector
-
-_EXPIRY_BYTES = 8
+from secmon.engine.packed import StatePacker, expiry
 
 
 class ColdTier:
     """Idle accounts' state of one account task, packed (see the module docstring)."""
 
-    def __init__(
-        self,
-        detectors: Sequence[Detector[Any, Any]],
-        decoders: Sequence[Callable[[bytes], Any]],
-        cold_after_ms: int,
-    ) -> None:
-        """``decoders``: each detector's checkpoint decoder, in the order of ``detectors``."""
+    def __init__(self, detectors: Sequence[Detector[Any, Any]], packer: StatePacker, cold_after_ms: int) -> None:
+        """``packer``: the task's, for the same ``detectors`` in the same order."""
         self._states = [d.state for d in detectors]
         #: per detector: TTL, and its state's dict, changed keys and frozen changed keys
         self._slots = [(d.state.ttl_ms, *d.state.cold_handles()) for d in detectors]
-        self._decoders = list(decoders)
-        # One value is a tuple with each detector's state or None, encoded and decoded in
-        # one call each (a call per detector was most of the cost of a freeze and a thaw).
-        bundle = tuple[tuple(Optional[d.State] for d in detectors)]  # type: ignore[misc]  # noqa: UP045
-        self._encode = msgspec.msgpack.Encoder().encode
-        self._decode = msgspec.msgpack.Decoder(bundle).decode
+        self._pack = packer.pack
+        self._unpack = packer.unpack
         self.generation_ms = max(1, cold_after_ms // 2)
         #: account → packed state of its detectors, in the order frozen
         self.values: dict[str, bytes] = {}
@@ -126,28 +115,26 @@ class ColdTier:
             self.keys += n
             self.values[account] = self._pack(values)
 
-    def restore(self, rows: Iterable[tuple[int, str, bytes]]) -> tuple[int, int]:
-        """Load checkpointed keys (detector index, account, encoded state) packed, as if
-        frozen: a restart needs no more memory than the worker held (unpacked, 1M accounts
-        would take ~2.5 GB for a moment).  Returns the keys loaded and the keys unreadable."""
-        by_account: dict[str, list[tuple[int, bytes]]] = {}
-        for i, account, blob in rows:
-            by_account.setdefault(account, []).append((i, blob))
-        packed = []
-        n = bad = 0
-        for account, blobs in by_account.items():
-            values: list[Any] = [None] * len(self._slots)
-            for i, blob in blobs:
-                try:
-                    values[i] = self._decoders[i](blob)
-                    n += 1
-                except (msgspec.DecodeError, msgspec.ValidationError):
-                    self._states[i].forget(account)  # unreadable: starts afresh, deleted
-                    bad += 1
-            if any(v is not None for v in values):
-                packed.append((account, self._pack(values)))
-        packed.sort(key=lambda item: _expiry(item[1]))  # in order of expiry, as ``expire`` reads them
-        self.values.update(packed)
+    def load(self, rows: Iterable[tuple[str, bytes]]) -> tuple[int, list[str]]:
+        """Load packed checkpoint rows ``(account, value)`` as if frozen: a restart needs no
+        more memory than the worker held (unpacked, 1M accounts would take ~2.5 GB for a
+        moment).  Each value is decoded once, to check it and count its keys, and kept as
+        it came.  Returns the keys loaded and the accounts whose value is unreadable."""
+        loaded = []
+        bad = []
+        n = 0
+        for account, packed in rows:
+            try:
+                held = sum(v is not None for v in self._unpack(packed))
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                held = 0
+            if not held:  # unreadable (or empty, which no checkpoint writes)
+                bad.append(account)
+                continue
+            n += held
+            loaded.append((account, packed))
+        loaded.sort(key=lambda item: expiry(item[1]))  # in order of expiry, as ``expire`` reads them
+        self.values.update(loaded)
         self.keys += n
         return n, bad
 
@@ -156,7 +143,7 @@ class ColdTier:
         """Drop values whose every key is past its TTL; returns keys dropped per detector."""
         stale = []
         for account, packed in self.values.items():
-            if _expiry(packed) >= watermark_ms:
+            if expiry(packed) >= watermark_ms:
                 break
             stale.append(account)
         dropped: dict[int, int] = {}
@@ -168,27 +155,5 @@ class ColdTier:
                     self.keys -= 1
         return dropped
 
-    def blob(self, index: int, account: str) -> bytes | None:
-        """Detector ``index``'s state of a frozen ``account``, encoded (for a checkpoint)."""
-        packed = self.values.get(account)
-        if packed is None:
-            return None
-        value = self._unpack(packed)[index]
-        return None if value is None else self._encode(value)
-
     def __len__(self) -> int:
         return len(self.values)
-
-    # -- the packed form -----------------------------------------------------------------
-    def _pack(self, values: Sequence[Any]) -> bytes:
-        """Each detector's state (or None) → ``expires_at`` + the encoded tuple."""
-        expires = max(v.t + slot[0] for v, slot in zip(values, self._slots, strict=True) if v is not None)
-        return expires.to_bytes(_EXPIRY_BYTES, "little", signed=True) + self._encode(values)
-
-    def _unpack(self, packed: bytes) -> tuple[Any, ...]:
-        return self._decode(memoryview(packed)[_EXPIRY_BYTES:])  # type: ignore[no-any-return]
-
-
-def _expiry(packed: bytes) -> int:
-    """When every detector key of a packed value has passed its TTL."""
-    return int.from_bytes(packed[:_EXPIRY_BYTES], "little", signed=True)

@@ -25,6 +25,7 @@ import msgspec
 from secmon.contract import Event, Finding, Severity, Subject
 from secmon.detectors.base import STATE_FORMAT, Detector, DetectorConfig, Scope, SourceRecord, make_finding
 from secmon.engine.cold import ColdTier
+from secmon.engine.packed import PACKED, StatePacker
 from secmon.engine.timers import TimerService
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,12 @@ class TaskMeta(msgspec.Struct, kw_only=True):
     pending: list[SourceRecord] = []
     #: ``STATE_FORMAT`` of the keyed state written with it (absent: 1, before it existed).
     state_format: int = 1
+    #: Account tasks (format 3): the detectors of its packed rows, in packing order.
+    packed: list[str] = []
+
+
+#: Checkpoint formats this version reads: 2 is 3 with one row per detector key.
+_READABLE_FORMATS = (2, STATE_FORMAT)
 
 
 @dataclass
@@ -61,6 +68,9 @@ class TaskChanges:
     meta: TaskMeta
     changed: dict[str, dict[str, bytes]] = field(default_factory=dict)
     removed: dict[str, list[str]] = field(default_factory=dict)
+    #: Delete the task's rows that are not packed first (the first checkpoint of an account
+    #: task restored from format 2 rewrites its keys packed).
+    purge_unpacked: bool = False
 
 
 @dataclass
@@ -141,10 +151,16 @@ class Task:
         self._pending: list[tuple[int, int, SourceRecord]] = []
         self._pending_seq = 0
         self._low = 0
-        account_scope = all(d.scope is Scope.ACCOUNT for d in self.detectors)
+        # Account tasks checkpoint one packed row per key (account) for all their detectors.
+        packed = bool(self.detectors) and all(d.scope is Scope.ACCOUNT for d in self.detectors)
+        self.packer = StatePacker(self.detectors) if packed else None
+        self._hot = [d.state.cold_handles()[0] for d in self.detectors]
+        #: Keys to write (or delete) at the next checkpoint whatever the detectors changed.
+        self._rewrite: set[str] = set()
+        self._purge_unpacked = False
         self.cold = (
-            ColdTier(self.detectors, [self._decoders[d.name].decode for d in self.detectors], cold_after_ms)
-            if cold_after_ms > 0 and self.detectors and account_scope
+            ColdTier(self.detectors, self.packer, cold_after_ms)
+            if cold_after_ms > 0 and self.packer is not None
             else None
         )
 
@@ -413,19 +429,46 @@ class Task:
     def changes(self) -> TaskChanges:
         """Drain what changed since the last call, ready to be written with the offsets."""
         out = TaskChanges(task_id=self.task_id, meta=self.meta())
-        for i, det in enumerate(self.detectors):
+        if self.packer is not None:
+            self._packed_changes(out)
+            return out
+        for det in self.detectors:
             changed, removed = det.state.drain_changes()
-            frozen = det.state.drain_frozen()
-            if changed or frozen:
+            if changed:
                 enc = self._encoders[det.name].encode
-                rows = out.changed[det.name] = {k: enc(v) for k, v in changed.items()}
-                for key in frozen:  # changed, then moved to the cold tier: already encoded there
-                    blob = self.cold.blob(i, key) if self.cold is not None else None
-                    if blob is not None:
-                        rows[key] = blob
+                out.changed[det.name] = {k: enc(v) for k, v in changed.items()}
             if removed:
                 out.removed[det.name] = sorted(removed)
         return out
+
+    def _packed_changes(self, out: TaskChanges) -> None:
+        """Every key any detector changed, as it now stands across all detectors: packed
+        (the cold tier's value as it is, when the key is frozen), or deleted if none holds it."""
+        assert self.packer is not None
+        keys = self._rewrite
+        self._rewrite = set()
+        for det in self.detectors:
+            keys |= det.state.drain_keys()
+        out.purge_unpacked, self._purge_unpacked = self._purge_unpacked, False
+        if not keys:
+            return
+        frozen = self.cold.values if self.cold is not None else {}
+        hot, pack = self._hot, self.packer.pack
+        rows: dict[str, bytes] = {}
+        gone = []
+        for key in keys:
+            blob = frozen.get(key)
+            if blob is None:
+                values = [data.get(key) for data in hot]
+                if all(v is None for v in values):
+                    gone.append(key)
+                    continue
+                blob = pack(values)
+            rows[key] = blob
+        if rows:
+            out.changed[PACKED] = rows
+        if gone:
+            out.removed[PACKED] = sorted(gone)
 
     def meta(self) -> TaskMeta:
         extra = {}
@@ -442,6 +485,7 @@ class Task:
             extra=extra,
             upstream=dict(self.upstream),
             pending=[r for _, _, r in sorted(self._pending)],
+            packed=self.packer.names if self.packer is not None else [],
         )
 
     def restore(self, meta: TaskMeta, rows: Iterable[tuple[str, str, bytes]]) -> int:
@@ -460,11 +504,10 @@ class Task:
         for name, blob in meta.extra.items():
             if name in self.by_name:
                 self.by_name[name].restore_extra_state(blob)
-        if meta.state_format != STATE_FORMAT:
+        if meta.state_format not in _READABLE_FORMATS:
             return self._drop_state(rows, f"state format {meta.state_format}, this version reads {STATE_FORMAT}")
-        if self.cold is not None:  # straight into the cold tier: never all of it unpacked
-            index = {d.name: i for i, d in enumerate(self.detectors)}
-            n, bad = self.cold.restore((index[d], key, blob) for d, key, blob in rows if d in index)
+        if self.packer is not None:
+            n, bad = self._restore_packed(meta, rows)
         else:
             n, bad = 0, 0
             for det_name, key, blob in rows:
@@ -481,10 +524,68 @@ class Task:
             log.warning("task %s: %d state keys could not be read and start afresh", self.task_id, bad)
         return n
 
+    def _restore_packed(self, meta: TaskMeta, rows: Iterable[tuple[str, str, bytes]]) -> tuple[int, int]:
+        """An account task's rows: packed ones (format 3) as they are, one per detector key
+        (format 2) packed here and rewritten at the next checkpoint.  Returns the detector
+        keys restored and the rows unreadable (deleted at the next checkpoint)."""
+        assert self.packer is not None
+        same_layout = meta.packed == self.packer.names
+        read = None if same_layout else self.packer.reader(meta.packed)
+        packed: list[tuple[str, bytes]] = []
+        legacy: dict[str, list[Any]] = {}
+        index = {d.name: i for i, d in enumerate(self.detectors)}
+        bad = 0
+        for det_name, key, blob in rows:
+            if det_name == PACKED:
+                if read is None:
+                    packed.append((key, blob))
+                    continue
+                try:  # written with other detectors enabled: moved to this layout
+                    legacy[key] = read(blob)
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    self._rewrite.add(key)
+                    bad += 1
+                continue
+            self._purge_unpacked = True  # a format 2 row: all of them go at the next checkpoint
+            i = index.get(det_name)
+            if i is None:
+                continue
+            try:
+                value = self._decoders[det_name].decode(blob)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                bad += 1
+                continue
+            legacy.setdefault(key, [None] * len(self.detectors))[i] = value
+        for key, values in legacy.items():  # written again, packed in this layout
+            self._rewrite.add(key)
+            if any(v is not None for v in values):
+                packed.append((key, self.packer.pack(values)))
+        if self.cold is not None:  # straight into the cold tier: never all of it unpacked
+            n, unreadable = self.cold.load(packed)
+        else:
+            n, unreadable = 0, []
+            for key, blob in packed:
+                try:
+                    values = self.packer.unpack(blob)
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    unreadable.append(key)
+                    continue
+                for det, value in zip(self.detectors, values, strict=True):
+                    if value is not None:
+                        det.state.load(key, value)
+                        n += 1
+        self._rewrite.update(unreadable)  # neither hot nor cold: deleted
+        return n, bad + len(unreadable)
+
     def _drop_state(self, rows: Iterable[tuple[str, str, bytes]], why: str) -> int:
         """A checkpoint's keyed state this version cannot read: deleted at the next checkpoint."""
         n = 0
         for det_name, key, _ in rows:
+            if self.packer is not None:  # rewritten as they stand (nothing): deleted
+                self._purge_unpacked |= det_name != PACKED
+                self._rewrite.add(key)
+                n += 1
+                continue
             det = self.by_name.get(det_name)
             if det is not None:
                 det.state.forget(key)

@@ -1,5 +1,7 @@
 """Task checkpoints: each task's touched state keys and metadata (offsets, stream time,
-timers), written in the batch transaction so state and offsets always agree."""
+timers), written in the batch transaction so state and offsets always agree.  An account
+task's rows hold all its detectors' state of one account each (detector ``*``, see
+:mod:`secmon.engine.packed`); a source task's hold one detector's state of one key."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from collections.abc import Iterable
 import msgspec
 from sqlalchemy import Connection, Engine, and_, delete, select
 
+from secmon.engine.packed import PACKED
 from secmon.engine.task import TaskChanges, TaskMeta
 from secmon.store.db import upsert
 from secmon.store.schema import task_checkpoint, task_state
@@ -51,6 +54,12 @@ class CheckpointStore:
                 {"app_id": self.app_id, "task_id": ch.task_id, "meta": _meta_enc.encode(ch.meta), "updated_ms": now_ms}
             )
             app, task = self.app_id, ch.task_id
+            if ch.purge_unpacked:  # format 2 rows of an account task, rewritten packed below
+                conn.execute(
+                    delete(task_state).where(
+                        task_state.c.app_id == app, task_state.c.task_id == task, task_state.c.detector != PACKED
+                    )
+                )
             for det, rows in ch.changed.items():
                 state_rows.extend([(app, task, det, key, value) for key, value in rows.items()])
             for det, keys in ch.removed.items():

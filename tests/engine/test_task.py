@@ -6,7 +6,8 @@ from typing import Any
 
 from secmon.contract import Finding
 from secmon.detectors.base import Context, Detector, DetectorConfig, KeyState, Scope, SourceRecord
-from secmon.engine.task import Task, TaskHooks
+from secmon.engine.packed import PACKED
+from secmon.engine.task import Task, TaskChanges, TaskHooks
 from tests.helpers.events import HOUR, MINUTE, T0, decoded, ev
 
 
@@ -70,6 +71,17 @@ def _task(*detectors: Detector[Any, Any], out: list[Finding], **kw: Any) -> Task
     return Task("t", list(detectors), emit=out.append, allowed_lateness_ms=kw.pop("lateness", 0), **kw)
 
 
+def held(task: Task, changes: TaskChanges) -> dict[str, list[str]]:
+    """What an account task's packed checkpoint rows hold: detector → keys with state."""
+    assert task.packer is not None
+    out: dict[str, list[str]] = {}
+    for key, blob in sorted(changes.changed.get(PACKED, {}).items()):
+        for name, value in zip(task.packer.names, task.packer.unpack(blob), strict=True):
+            if value is not None:
+                out.setdefault(name, []).append(key)
+    return out
+
+
 def test_timer_fires_when_the_watermark_passes_and_detected_at_is_the_due_time() -> None:
     out: list[Finding] = []
     task = _task(DepositTimer(DetectorConfig()), out=out, lateness=5 * MINUTE)
@@ -107,7 +119,7 @@ def test_checkpoint_round_trip_restores_state_timers_and_offsets() -> None:
     task.process(decoded(ev("deposit.initiated", "a", T0, {"tx_id": "tx-a"})), "wallet.events/0", 41)
     changes = task.changes()
     assert changes.meta.offsets == {"wallet.events/0": 42}
-    assert list(changes.changed["t_deposit"]) == ["a"]
+    assert held(task, changes) == {"t_deposit": ["a"]}  # one packed row per account
     assert task.changes().changed == {}  # drained
 
     out2: list[Finding] = []
@@ -138,7 +150,7 @@ def test_idle_keys_expire_after_a_restore_too() -> None:
     assert "a" in det2.state
     task2.process(decoded(ev("login.failed", "z", T0 + 3 * HOUR)))
     assert "a" not in det2.state
-    assert task2.changes().removed == {"t_deposit": ["a"]}
+    assert task2.changes().removed == {PACKED: ["a"]}
 
 
 def test_forwarded_records_are_deduplicated_by_origin_sequence() -> None:
@@ -230,7 +242,7 @@ def test_state_of_another_format_is_dropped_not_misread() -> None:
     task = _task(det, out=[])
     assert task.restore(old, rows) == 0
     assert task.offsets == {"wallet.events/0": 43} and len(det.state) == 0
-    assert task.changes().removed == {"t_deposit": ["a", "b"]}
+    assert task.changes().removed == {PACKED: ["a", "b"]}
     task.advance_to(T0 + HOUR)  # the restored timers find no state: nothing, and no error
 
 
@@ -241,4 +253,47 @@ def test_an_unreadable_state_key_starts_afresh_and_the_others_are_restored() -> 
     task = _task(det, out=[])
     assert task.restore(meta, rows) == 1
     assert "b" in det.state and "a" not in det.state
-    assert task.changes().removed == {"t_deposit": ["a"]}
+    assert task.changes().removed == {PACKED: ["a"]}
+
+
+class Other(DepositTimer):
+    name = "t_other"
+
+
+def test_format_2_rows_are_restored_and_rewritten_packed() -> None:
+    """A checkpoint from before packed rows (one row per detector key): the state comes
+    back, and the next checkpoint writes it packed and purges the old rows."""
+    import msgspec
+
+    enc = msgspec.msgpack.Encoder().encode
+    meta, _ = _checkpoint_of_a_pending_deposit()
+    meta = msgspec.structs.replace(meta, state_format=2, packed=[])
+    rows = [("t_deposit", "a", enc(Pending(t=T0, due=T0 + 30 * MINUTE, tx="tx-a"))),
+            ("t_other", "a", enc(Pending(t=T0, tx="other"))),
+            ("t_deposit", "b", b"\xc1")]  # fmt: skip
+    out: list[Finding] = []
+    task = _task(DepositTimer(DetectorConfig()), Other(DetectorConfig()), out=out)
+    assert task.restore(meta, rows) == 2
+    changes = task.changes()
+    assert changes.purge_unpacked and held(task, changes) == {"t_deposit": ["a"], "t_other": ["a"]}
+    assert not task.changes().purge_unpacked  # once
+    task.advance_to(T0 + HOUR)
+    assert [f.finding_id for f in out] == [_finding_id_for("tx-a")]
+
+
+def test_packed_rows_survive_a_detector_enabled_or_disabled() -> None:
+    """Packed rows are positional; the checkpoint names the layout, so a restore under
+    another set of detectors moves each state to its detector and drops the others'."""
+    task = _task(Other(DetectorConfig()), DepositTimer(DetectorConfig()), out=[])
+    task.process(decoded(ev("deposit.initiated", "a", T0, {"tx_id": "tx-a"})))
+    changes = task.changes()
+    assert changes.meta.packed == ["t_other", "t_deposit"]
+    rows = [(d, k, b) for d, kv in changes.changed.items() for k, b in kv.items()]
+    out: list[Finding] = []
+    det = DepositTimer(DetectorConfig())
+    restored = _task(det, Exploding(DetectorConfig()), out=out)  # t_other gone, t_boom new
+    assert restored.restore(changes.meta, rows) == 1 and "a" in det.state
+    again = restored.changes()
+    assert held(restored, again) == {"t_deposit": ["a"]} and again.meta.packed == ["t_deposit", "t_boom"]
+    restored.advance_to(T0 + HOUR)
+    assert [f.finding_id for f in out] == [_finding_id_for("tx-a")]

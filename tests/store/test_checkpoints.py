@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from secmon.engine.packed import PACKED
 from secmon.engine.task import TaskChanges, TaskMeta
 from secmon.store.checkpoints import CheckpointStore
 from secmon.store.db import open_database
@@ -53,3 +54,18 @@ def test_large_checkpoints_round_trip_in_chunks(db_url: str) -> None:
     assert got == want
     other = store.load("account-1")
     assert other is not None and len(other[1]) == 10
+
+
+def test_a_purge_deletes_the_tasks_unpacked_rows_only(db_url: str) -> None:
+    """The first packed checkpoint of a task restored from one-row-per-key rows."""
+    engine = open_database(db_url)
+    store = CheckpointStore(engine, "app")
+    with engine.begin() as conn:
+        store.save(conn, [TaskChanges("account-0", TaskMeta(), changed={"d1": {"a": b"1"}, "d2": {"a": b"2"}}),
+                          TaskChanges("account-1", TaskMeta(), changed={"d1": {"b": b"3"}})], now_ms=1)  # fmt: skip
+    with engine.begin() as conn:
+        store.save(conn, [TaskChanges("account-0", TaskMeta(), changed={PACKED: {"a": b"12"}}, purge_unpacked=True)],
+                   now_ms=2)
+    loaded, other = store.load("account-0"), store.load("account-1")
+    assert loaded is not None and loaded[1] == [(PACKED, "a", b"12")]
+    assert other is not None and other[1] == [("d1", "b", b"3")]
