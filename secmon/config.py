@@ -145,6 +145,14 @@ class EngineConfig(_Base):
     #: backfill's producer may still be flushing older events to it.
     merge_skew_ms: int = 5_000
     merge_quiet_ms: int = 500
+    #: Live: event-time alignment of a worker's account partitions (Flink's watermark
+    #: alignment).  A source task holds each forwarded login until every account partition
+    #: has passed its time, so when partitions are fetched unevenly while catching up a
+    #: backlog (measured on the bench: a day and more apart) it holds, and checkpoints, all
+    #: that lies between.  A partition whose stream time runs this far ahead of the slowest
+    #: one that still has records to fetch is paused until that one is within half of it.
+    #: 0: never pause.
+    max_partition_skew_ms: int = 5 * 60_000
 
     def __post_init__(self) -> None:
         negative = [name for name in self.__struct_fields__ if getattr(self, name) < 0]

@@ -107,6 +107,16 @@ class Metrics:
         self.backpressure = Gauge(
             "secmon_backpressure_paused", "1 while consumption is paused for a full outbox", registry=r
         )
+        self.aligned_partitions = Gauge(
+            "secmon_aligned_partitions",
+            "Account partitions paused for running ahead in event time (engine.max_partition_skew_ms)",
+            registry=r,
+        )
+        self.alignment_pauses = Counter(
+            "secmon_alignment_pauses_total",
+            "Account partitions paused for running ahead in event time",
+            registry=r,
+        )
         # -- outbox and sinks ------------------------------------------------------------
         self.outbox_depth = Gauge("secmon_outbox_depth", "Undelivered outbox rows", ["channel"], registry=r)
         self.outbox_oldest_age = Gauge(

@@ -126,6 +126,8 @@ class Worker:
         self._last_checkpoint = 0
         self._consumer: GroupConsumer | None = None
         self._paused = False
+        #: Account partitions paused for being too far ahead in event time.
+        self._aligned: set[int] = set()
         self._last_gauges = 0
         self.last_loop_monotonic = 0.0
         self._in_listener = False
@@ -151,6 +153,7 @@ class Worker:
             while not self.stopping.is_set():
                 self.last_loop_monotonic = time.monotonic()
                 self._apply_backpressure(consumer)
+                self._align_partitions(consumer)
                 batch = consumer.poll(timeout_ms=100, max_records=self.config.kafka.max_poll_records)
                 self._resolve_positions(consumer)
                 started = time.perf_counter()
@@ -469,6 +472,7 @@ class Worker:
         if self._paused:  # a new assignment starts unpaused; the next loop re-checks the outbox
             self._paused = False
             self.metrics.backpressure.set(0)
+        self._aligned.clear()  # likewise: the next loop pauses what is still too far ahead
         for topic in {tp.topic for tp in assigned}:
             self.metrics.assigned_partitions.labels(topic).set(sum(1 for tp in assigned if tp.topic == topic))
         self.ready.set()
@@ -514,10 +518,50 @@ class Worker:
             self.metrics.backpressure.set(1)
             log.warning("outbox holds %d undelivered messages (> %d): pausing consumption", depth, limit)
         elif self._paused and depth < limit * 0.8:
-            consumer.resume(*consumer.assignment())
+            consumer.resume(*[tp for tp in consumer.assignment() if not self._held_for_alignment(tp)])
             self._paused = False
             self.metrics.backpressure.set(0)
             log.info("outbox drained to %d: resuming consumption", depth)
+
+    def _align_partitions(self, consumer: GroupConsumer) -> None:
+        """Pause account partitions too far ahead in event time (``max_partition_skew_ms``),
+        so that the slowest partition still fetching catches up; resume them once within half
+        of it.  Only partitions with records left to fetch hold others back: one that is
+        caught up is merely quiet.  Local to this worker (upstreams on other workers are not
+        seen), and off while backpressure has paused everything."""
+        skew = self.config.engine.max_partition_skew_ms
+        if skew <= 0 or self._paused or len(self.account) < 2:
+            return
+        low = min((rt.task.stream_ms for rt in self.account.values() if rt.task.stream_ms and self._lagging(rt)),
+                  default=None)
+        pause, resume = [], []
+        for p, rt in self.account.items():
+            ahead = rt.task.stream_ms - low if low is not None else 0
+            if p not in self._aligned and ahead > skew:
+                self._aligned.add(p)
+                pause.extend(TopicPartition(t, p) for t in self.input_topics)
+            elif p in self._aligned and ahead <= skew // 2:
+                self._aligned.discard(p)
+                resume.extend(TopicPartition(t, p) for t in self.input_topics)
+        if pause:
+            consumer.pause(*pause)
+            self.metrics.alignment_pauses.inc(len(pause) // len(self.input_topics))
+        if resume:
+            consumer.resume(*resume)
+        self.metrics.aligned_partitions.set(len(self._aligned))
+
+    def _lagging(self, rt: TaskRuntime) -> bool:
+        """Whether any input of an account task has records not fetched yet."""
+        consumer = self._consumer
+        for topic in rt.topics:
+            hw = consumer.highwater(TopicPartition(topic, rt.partition)) if consumer is not None else None
+            fetched = rt.fetched.get(topic)
+            if hw is not None and fetched is not None and fetched < hw:
+                return True
+        return False
+
+    def _held_for_alignment(self, tp: TopicPartition) -> bool:
+        return tp.partition in self._aligned and tp.topic in self.input_topics
 
     def _refresh_gauges(self, consumer: GroupConsumer, now: int) -> None:
         if now - self._last_gauges < 1000:  # about once a second is plenty

@@ -39,10 +39,11 @@ from multiprocessing.connection import Connection
 from typing import Any, Literal
 
 import msgspec
-from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka import OffsetAndMetadata, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
 from secmon.logs import JsonFormatter, setup_logging
+from secmon.sources.consumer import ResumableConsumer
 
 log = logging.getLogger(__name__)
 
@@ -325,7 +326,7 @@ class _Child:
 
     def __init__(self, conn: Connection, options: dict[str, Any], read_ahead: int) -> None:
         self.conn = conn
-        self.consumer = KafkaConsumer(**options)
+        self.consumer = ResumableConsumer(**options)
         self.max_records: int | None = options.get("max_poll_records")
         self.credit = read_ahead
         self.positions: dict[TopicPartition, int] = {}

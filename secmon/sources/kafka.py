@@ -12,6 +12,7 @@ from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from secmon.config import KafkaConfig
+from secmon.sources.consumer import ResumableConsumer
 from secmon.sources.fetch_process import ProcessConsumer
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ class TopologyError(RuntimeError):
 
 
 def make_consumer(cfg: KafkaConfig, *, group: bool = True, **overrides: Any) -> KafkaConsumer:
-    return KafkaConsumer(**consumer_options(cfg, group=group, **overrides))
+    return ResumableConsumer(**consumer_options(cfg, group=group, **overrides))
 
 
 def consumer_options(cfg: KafkaConfig, *, group: bool = True, **overrides: Any) -> dict[str, Any]:
