@@ -77,7 +77,9 @@ class KafkaConfig(_Base):
     ssl_keyfile: str | None = None
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
-    max_poll_records: int = 5_000
+    #: Events per poll batch, at most (a batch is one database transaction): 10,000 took
+    #: ~7 % less CPU per event than 5,000 when catching up; live batches are far smaller.
+    max_poll_records: int = 10_000
     max_poll_interval_ms: int = 300_000
     #: How long the broker may hold a fetch waiting for data.  Each hop (input, repartition)
     #: can cost up to this much latency on brokers that hold fetches to the limit (Tansu

@@ -127,7 +127,7 @@ class KeyedState(Generic[S]):
     """
 
     __slots__ = (
-        "_data", "_dirty", "_dirty_frozen", "_removed", "_restamp_ms", "_unordered", "get", "state_type", "ttl_ms",
+        "_data", "_dirty", "_removed", "_restamp_ms", "_unordered", "get", "state_type", "ttl_ms",
     )  # fmt: skip
 
     def __init__(self, state_type: type[S], ttl_ms: int) -> None:
@@ -136,8 +136,6 @@ class KeyedState(Generic[S]):
         self._restamp_ms = ttl_ms // 64
         self._dirty: set[str] = set()
         self._removed: set[str] = set()
-        #: Changed keys moved to the cold tier before the checkpoint wrote them.
-        self._dirty_frozen: set[str] = set()
         self._unordered = False
         self._set_data({})
 
@@ -192,13 +190,13 @@ class KeyedState(Generic[S]):
     # -- checkpointing (engine only) -------------------------------------------------
     def pending_changes(self) -> int:
         """Keys changed or removed since the last :meth:`drain_changes`."""
-        return len(self._dirty) + len(self._dirty_frozen) + len(self._removed)
+        return len(self._dirty) + len(self._removed)
 
     def drain_changes(self) -> tuple[dict[str, S], set[str]]:
         """Keys changed and keys removed since the last call."""
         changed = {k: self._data[k] for k in self._dirty if k in self._data}
         removed = self._removed
-        self._dirty.clear()  # the same set: the cold tier holds it
+        self._dirty.clear()
         self._removed = set()
         return changed, removed
 
@@ -206,27 +204,26 @@ class KeyedState(Generic[S]):
         self._data[key] = value
         self._unordered = True
 
+    def drain_keys(self) -> set[str]:
+        """Keys changed or removed since the last call (packed checkpoints: the task writes
+        each of them as it now stands, hot or in the cold tier, or deletes it)."""
+        keys = self._dirty | self._removed
+        self._dirty = set()
+        self._removed = set()
+        return keys
+
     # -- the cold tier (engine only, see secmon.engine.cold) ----------------------------
-    def cold_handles(self) -> tuple[dict[str, S], set[str], set[str]]:
-        """The dict of keys, the keys changed since the last checkpoint and those of them
-        handed to the cold tier.  It moves keys between them directly, thousands a second
-        (one call per key per detector was most of its cost); they are never replaced."""
-        return self._data, self._dirty, self._dirty_frozen
+    def mapping(self) -> dict[str, S]:
+        """The dict of keys itself: the cold tier and packed checkpoints move keys in and
+        out of it directly, thousands a second (a call per key was most of their cost).  It
+        is never replaced."""
+        return self._data
 
     def forget(self, key: str) -> None:
         """Delete ``key`` from the checkpoint without holding it here: a key the cold tier
         held expired, or a restored key could not be read."""
-        self._dirty_frozen.discard(key)
+        self._dirty.discard(key)
         self._removed.add(key)
-
-    def drain_keys(self) -> set[str]:
-        """Keys changed, removed or frozen since the last call (packed checkpoints: the
-        task writes each of them as it now stands, or deletes it)."""
-        keys = self._dirty | self._removed | self._dirty_frozen
-        self._dirty.clear()  # the same sets: the cold tier holds them
-        self._dirty_frozen.clear()
-        self._removed = set()
-        return keys
 
 
 class Context(Protocol):

@@ -44,9 +44,9 @@ class ColdTier:
 
     def __init__(self, detectors: Sequence[Detector[Any, Any]], packer: StatePacker, cold_after_ms: int) -> None:
         """``packer``: the task's, for the same ``detectors`` in the same order."""
-        self._states = [d.state for d in detectors]
-        #: per detector: TTL, and its state's dict, changed keys and frozen changed keys
-        self._slots = [(d.state.ttl_ms, *d.state.cold_handles()) for d in detectors]
+        #: per detector: TTL, its keys' dict and its state (to forget expired keys)
+        self._slots = [(d.state.ttl_ms, d.state.mapping(), d.state) for d in detectors]
+        self._dicts = [d.state.mapping() for d in detectors]
         self._pack = packer.pack
         self._unpack = packer.unpack
         self.generation_ms = max(1, cold_after_ms // 2)
@@ -71,18 +71,14 @@ class ColdTier:
         packed = self.values.pop(account, None)
         if packed is None:
             return
-        for i, value in enumerate(self._unpack(packed)):
+        for value, (ttl, data, state) in zip(self._unpack(packed), self._slots, strict=True):
             if value is None:
                 continue
             self.keys -= 1
-            ttl, data, dirty, frozen = self._slots[i]
             if value.t < horizon_ms - ttl:
-                self._states[i].forget(account)
+                state.forget(account)
                 continue
             data[account] = value  # last in the dict: about to be used
-            if account in frozen:  # a change not checkpointed yet: the hot key carries it
-                frozen.discard(account)
-                dirty.add(account)
 
     # -- at the end of a batch -----------------------------------------------------------
     def end_batch(self, stream_ms: int) -> int:
@@ -100,17 +96,10 @@ class ColdTier:
         return len(idle)
 
     def _freeze(self, account: str) -> None:
-        values = []
-        n = 0
-        for _, data, dirty, frozen in self._slots:
-            value = data.pop(account, None)
-            values.append(value)
-            if value is None:
-                continue  # most detectors hold nothing for most accounts
-            n += 1
-            if account in dirty:  # not checkpointed yet: written from here (Task.changes)
-                dirty.discard(account)
-                frozen.add(account)
+        """Move the account's state here.  A change not checkpointed yet keeps its key
+        marked changed in its detector: the checkpoint writes this packed value for it."""
+        values = [data.pop(account, None) for data in self._dicts]
+        n = len(values) - values.count(None)  # most detectors hold nothing for most accounts
         if n:
             self.keys += n
             self.values[account] = self._pack(values)
@@ -150,7 +139,7 @@ class ColdTier:
         for account in stale:
             for i, value in enumerate(self._unpack(self.values.pop(account))):
                 if value is not None:
-                    self._states[i].forget(account)
+                    self._slots[i][2].forget(account)
                     dropped[i] = dropped.get(i, 0) + 1
                     self.keys -= 1
         return dropped

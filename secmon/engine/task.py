@@ -154,7 +154,7 @@ class Task:
         # Account tasks checkpoint one packed row per key (account) for all their detectors.
         packed = bool(self.detectors) and all(d.scope is Scope.ACCOUNT for d in self.detectors)
         self.packer = StatePacker(self.detectors) if packed else None
-        self._hot = [d.state.cold_handles()[0] for d in self.detectors]
+        self._hot = [d.state.mapping() for d in self.detectors]
         #: Keys to write (or delete) at the next checkpoint whatever the detectors changed.
         self._rewrite: set[str] = set()
         self._purge_unpacked = False
