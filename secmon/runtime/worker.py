@@ -528,9 +528,11 @@ class Worker:
         so that the slowest partition still fetching catches up; resume them once within half
         of it.  Only partitions with records left to fetch hold others back: one that is
         caught up is merely quiet.  Local to this worker (upstreams on other workers are not
-        seen), and off while backpressure has paused everything."""
+        seen), off while backpressure has paused everything, and off without source detectors
+        (nothing is held then, and pausing costs fetch throughput: the core pipeline alone
+        ran ~25 % slower with it)."""
         skew = self.config.engine.max_partition_skew_ms
-        if skew <= 0 or self._paused or len(self.account) < 2:
+        if skew <= 0 or self._paused or len(self.account) < 2 or not self.pipeline.has_source_detectors:
             return
         low = min((rt.task.stream_ms for rt in self.account.values() if rt.task.stream_ms and self._lagging(rt)),
                   default=None)
