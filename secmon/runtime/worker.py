@@ -256,8 +256,7 @@ class Worker:
             except msgspec.DecodeError as exc:
                 self._dead_letter(rec, "bad_value", f"repartition record: {exc}", None)
                 continue
-            for record in batch:
-                task.process_record(record, origin, rec.offset)
+            task.process_records(batch, origin, rec.offset)
         rt.fetched[tp.topic] = records[-1].offset + 1
         rt.touched = True
         rt.last_event_wall = self.clock()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from secmon.contract import Finding
@@ -197,6 +198,41 @@ def test_source_task_waits_for_the_slowest_upstream() -> None:
     assert task.stream_ms == T0 + 2 * HOUR
     rec("late", T0 + HOUR, "p1", 2)
     assert src.seen == ["slow", "fast", "late"]
+
+
+def test_a_repartition_message_is_handled_as_its_records_one_by_one() -> None:
+    """``process_records`` (the worker's path) against ``process_record`` per record: the
+    same releases in the same order, duplicates dropped, a late record released at once."""
+    from secmon.engine.task import WATERMARK
+
+    def mark(ts: int, origin: str) -> SourceRecord:
+        return SourceRecord(key="", event_type=WATERMARK, event_id="", account_id="", ts=ts, origin=origin)
+
+    def login(eid: str, ts: int, origin: str, seq: int) -> SourceRecord:
+        return SourceRecord(key="k", event_type="login.failed", event_id=eid, account_id="a", ts=ts,
+                            origin=origin, seq=seq)
+
+    messages = [
+        [mark(T0 + HOUR, "account-0"), mark(T0 + HOUR, "account-1"), login("b", T0 + 2 * HOUR, "p0", 1),
+         login("a", T0 + 90 * MINUTE, "p0", 2), login("a", T0 + 90 * MINUTE, "p0", 2)],
+        [mark(T0 + 3 * HOUR, "account-0"), login("c", T0 + 100 * MINUTE, "p1", 1), mark(T0 + 2 * HOUR, "account-1"),
+         login("late", T0 + 30 * MINUTE, "p1", 2), login("d", T0 + 150 * MINUTE, "p1", 3)],
+    ]  # fmt: skip
+    seen: list[list[str]] = []
+    for batched in (False, True):
+        dups: list[int] = []
+        src = PerSource(DetectorConfig())
+        task = Task("s", [src], emit=lambda f: None, ordered_by_upstream=True,
+                    hooks=TaskHooks(duplicate_record=functools.partial(dups.append, 1)))
+        for offset, message in enumerate(messages):
+            if batched:
+                task.process_records(message, "secmon.repartition/0", offset)
+            else:
+                for record in message:
+                    task.process_record(record, "secmon.repartition/0", offset)
+        assert task.offsets == {"secmon.repartition/0": 2} and dups == [1]
+        seen.append(src.seen)
+    assert seen[0] == seen[1] == ["a", "c", "b", "late"]
 
 
 def test_source_task_release_order() -> None:
