@@ -189,7 +189,7 @@ class KeyedState(Generic[S]):
 
     # -- checkpointing (engine only) -------------------------------------------------
     def pending_changes(self) -> int:
-        """Keys changed or removed since the last :meth:`drain_changes`."""
+        """Keys changed or removed since the last :meth:`drain_changes` or :meth:`drain_keys`."""
         return len(self._dirty) + len(self._removed)
 
     def drain_changes(self) -> tuple[dict[str, S], set[str]]:

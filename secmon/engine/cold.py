@@ -46,7 +46,7 @@ class ColdTier:
         """``packer``: the task's, for the same ``detectors`` in the same order."""
         #: per detector: TTL, its keys' dict and its state (to forget expired keys)
         self._slots = [(d.state.ttl_ms, d.state.mapping(), d.state) for d in detectors]
-        self._dicts = [d.state.mapping() for d in detectors]
+        self._dicts = [data for _, data, _ in self._slots]
         self._pack = packer.pack
         self._unpack = packer.unpack
         self.generation_ms = max(1, cold_after_ms // 2)

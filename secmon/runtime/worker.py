@@ -553,13 +553,8 @@ class Worker:
 
     def _lagging(self, rt: TaskRuntime) -> bool:
         """Whether any input of an account task has records not fetched yet."""
-        consumer = self._consumer
-        for topic in rt.topics:
-            hw = consumer.highwater(TopicPartition(topic, rt.partition)) if consumer is not None else None
-            fetched = rt.fetched.get(topic)
-            if hw is not None and fetched is not None and fetched < hw:
-                return True
-        return False
+        input_state = self._input_state_fn(rt)
+        return any(input_state(topic) is InputState.LAGGING for topic in rt.topics)
 
     def _held_for_alignment(self, tp: TopicPartition) -> bool:
         return tp.partition in self._aligned and tp.topic in self.input_topics
