@@ -6,7 +6,8 @@ in-line slot (``Fetcher._next_partition_records``) is ``None``.  After the first
 drained through that slot it holds an empty, drained ``PartitionRecords`` instead, for good.
 So a resumed partition's parked records never come back, and a partition with parked records
 is never fetched again: it stalls, with its lag growing, while the others go on (seen with
-the worker's event-time alignment; backpressure's pause-all-then-resume-all is exposed too).
+the worker's event-time alignment; backpressure's resume of every partition could stall the
+same way once more than one partition had records parked).
 
 :class:`ResumableConsumer` clears a drained slot before each poll (where kafka-python looks
 for resumed partitions' parked records), so the parked records of a resumed partition go back
