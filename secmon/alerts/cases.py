@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import statistics
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -34,6 +33,7 @@ from secmon.alerts.redact import scrub
 from secmon.alerts.settings import CaseSettings
 from secmon.alerts.sla import PRIORITIES, SlaPolicy, more_urgent, raise_priority
 from secmon.alerts.tables import audit_log, case_event, case_finding, support_case
+from secmon.clock import wall_ms
 from secmon.contract import Finding
 from secmon.metrics import Metrics
 from secmon.store.db import insert_ignore, upsert
@@ -95,10 +95,6 @@ _LINKED_MS = select(case_finding.c.linked_ms).where(
 _UPDATE_CASE = update(support_case).where(support_case.c.id == bindparam("case_id_"))
 _INSERT_CASE_EVENT = insert(case_event)
 _INSERT_AUDIT = insert(audit_log)
-
-
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _json(detail: dict[str, Any]) -> str:
@@ -630,7 +626,7 @@ class CaseService:
     ``actor`` names who acts (the console user); it is written to the timeline and the
     audit log with every change."""
 
-    def __init__(self, engine: Engine, store: CaseStore, *, clock: Callable[[], int] = _wall_ms) -> None:
+    def __init__(self, engine: Engine, store: CaseStore, *, clock: Callable[[], int] = wall_ms) -> None:
         self.engine = engine
         self.store = store
         self.clock = clock

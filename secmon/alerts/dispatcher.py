@@ -28,14 +28,11 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 
 from secmon.alerts.sinks.base import Delivered, Failed, Outcome, Retry, Sink
+from secmon.clock import wall_ms
 from secmon.metrics import Metrics
 from secmon.store.outbox import Outbox, OutboxItem
 
 log = logging.getLogger(__name__)
-
-
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class Dispatcher:
@@ -51,7 +48,7 @@ class Dispatcher:
         max_backoff_ms: int = 300_000,
         lease_ms: int = 60_000,
         idle_wait_s: float = 0.5,
-        clock: Callable[[], int] = _wall_ms,
+        clock: Callable[[], int] = wall_ms,
     ) -> None:
         self.outbox = outbox
         self.sinks = dict(sinks)

@@ -16,7 +16,6 @@ security team needs to act on.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +27,7 @@ from secmon.alerts.policy import Rule, kind_title
 from secmon.alerts.redact import scrub, scrub_obj
 from secmon.alerts.settings import AlertmanagerSettings, FeedSettings, WebhookSettings
 from secmon.alerts.tables import alert_state
+from secmon.clock import wall_ms
 from secmon.contract import SEVERITIES, Finding, iso_ms, parse_ts_ms
 from secmon.store.db import upsert
 from secmon.store.outbox import OutboxMessage, enqueue
@@ -38,10 +38,6 @@ OCSF_VERSION = "1.1.0"
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
 _OCSF_SEVERITY = {"info": (1, "Informational"), "low": (2, "Low"), "medium": (3, "Medium"), "high": (4, "High"),
                   "critical": (5, "Critical")}  # fmt: skip
-
-
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def finding_record(f: Finding) -> dict[str, Any]:
@@ -203,7 +199,7 @@ class AlertmanagerResender:
 
     name = "alertmanager_resend"
 
-    def __init__(self, engine: Engine, settings: AlertmanagerSettings, *, clock: Callable[[], int] = _wall_ms) -> None:
+    def __init__(self, engine: Engine, settings: AlertmanagerSettings, *, clock: Callable[[], int] = wall_ms) -> None:
         self.engine = engine
         self.settings = settings
         self.clock = clock

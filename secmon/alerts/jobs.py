@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from secmon.clock import wall_ms
+
 log = logging.getLogger(__name__)
-
-
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass(frozen=True)
@@ -39,7 +36,7 @@ class JobRunner:
         *,
         interval_ms: int,
         on_work: Callable[[], None] = lambda: None,
-        clock: Callable[[], int] = _wall_ms,
+        clock: Callable[[], int] = wall_ms,
     ) -> None:
         self.jobs = list(jobs)
         self.interval_ms = interval_ms

@@ -19,7 +19,6 @@ import binascii
 import hashlib
 import hmac
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -31,6 +30,7 @@ from sqlalchemy import Connection, Engine, select, update
 from secmon.alerts.cases import ACTIVE, CaseStore, InvalidTransition, audit, open_key_for
 from secmon.alerts.policy import CaseAction, Rule
 from secmon.alerts.tables import not_me_token, support_case
+from secmon.clock import wall_ms
 from secmon.contract import Finding, Subject, iso_ms
 from secmon.metrics import Metrics
 from secmon.runtime.commit import FeedEffects
@@ -45,10 +45,6 @@ log = logging.getLogger(__name__)
 NOT_ME_KIND = "user_reported_not_me"
 NOT_ME_DETECTOR = "secmon.alerts.not_me"
 _DOMAIN = b"secmon-not-me.v1."
-
-
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _b64(data: bytes) -> str:
@@ -132,7 +128,7 @@ class NotMeService:
 
     def __init__(
         self, engine: Engine, links: NotMeLinks, cases: CaseStore, feed: FeedRouter, notifier: Notifier | None,
-        metrics: Metrics | None = None, *, clock: Callable[[], int] = _wall_ms,
+        metrics: Metrics | None = None, *, clock: Callable[[], int] = wall_ms,
     ) -> None:  # fmt: skip
         self.engine = engine
         self.links = links

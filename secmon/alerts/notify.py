@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -38,6 +37,7 @@ from secmon.alerts.redact import device_label, mask_ip
 from secmon.alerts.render import Renderer
 from secmon.alerts.settings import NotificationSettings
 from secmon.alerts.tables import case_finding, support_case, user_notification
+from secmon.clock import wall_ms
 from secmon.contract import Finding, iso_ms, parse_ts_ms
 from secmon.metrics import Metrics
 from secmon.store.db import insert_ignore
@@ -73,10 +73,6 @@ _LATEST_CASE_OF_FINDING = (
     .order_by(support_case.c.opened_ms.desc())
     .limit(1)
 )
-
-
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def channel_name(channel: str) -> str:
@@ -146,7 +142,7 @@ class Notifier:
         links: NotMeLinks | None,
         metrics: Metrics | None = None,
         *,
-        clock: Callable[[], int] = _wall_ms,
+        clock: Callable[[], int] = wall_ms,
     ) -> None:
         self.settings = settings
         self.policy = policy

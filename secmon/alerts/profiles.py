@@ -12,7 +12,6 @@ so the snapshot is seen again.  Until an account's first snapshot, messages use
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -20,14 +19,11 @@ from sqlalchemy import Connection, Engine, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from secmon.alerts.tables import account_profile
+from secmon.clock import wall_ms
 
 log = logging.getLogger(__name__)
 #: Looked up for every message: built once (building costs more than running it).
 _LOCALE_OF = select(account_profile.c.locale).where(account_profile.c.account_id == bindparam("account_id"))
-
-
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def normalize_locale(tag: str | None, supported: Sequence[str], default: str) -> str:
@@ -49,7 +45,7 @@ def normalize_locale(tag: str | None, supported: Sequence[str], default: str) ->
 class AccountDirectory:
     """The ``account_profile`` table: account → locale (raw BCP 47 tag) and when it was seen."""
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], int] = _wall_ms) -> None:
+    def __init__(self, engine: Engine, *, clock: Callable[[], int] = wall_ms) -> None:
         self.engine = engine
         self.clock = clock
 

@@ -13,7 +13,6 @@ Everything is built from the ``alerts`` config section (:mod:`secmon.alerts.sett
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,15 +37,12 @@ from secmon.alerts.sinks.kafka_topic import KafkaTopicSink
 from secmon.alerts.sinks.smtp import SmtpSink
 from secmon.alerts.sinks.webhook import WebhookSink
 from secmon.alerts.sla import SlaPolicy
+from secmon.clock import wall_ms
 from secmon.config import Config
 from secmon.metrics import Metrics
 from secmon.runtime.commit import Effects
 
 log = logging.getLogger(__name__)
-
-
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass
@@ -90,7 +86,7 @@ def _swept(result: Any) -> int:
 
 
 def build_action_layer(
-    config: Config, db: Engine, metrics: Metrics | None = None, *, clock: Callable[[], int] = _wall_ms
+    config: Config, db: Engine, metrics: Metrics | None = None, *, clock: Callable[[], int] = wall_ms
 ) -> ActionLayer:
     settings = parse(config.alerts)
     policy = load_policy(settings.policy)

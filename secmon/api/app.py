@@ -8,7 +8,6 @@ the app and the test share one store.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from secmon.api.security import SecurityHeaders
 from secmon.api.settings import ApiSettings, parse
 from secmon.api.tokens import TokenStore
 from secmon.api.verify import CallerVerifier
+from secmon.clock import wall_ms
 from secmon.config import Config
 from secmon.metrics import Metrics
 from secmon.store.db import open_database
@@ -52,10 +52,6 @@ read/comment/priority), `admin` (everything, tokens).
 """
 
 
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def build_secret_store(settings: ApiSettings) -> SecretStore | None:
     store = settings.verification.secret_store
     return FileSecretStore(store.path) if store.type == "file" else None
@@ -65,7 +61,7 @@ def create_app(
     config: Config,
     *,
     engine: Engine | None = None,
-    clock: Callable[[], int] = _wall_ms,
+    clock: Callable[[], int] = wall_ms,
     metrics: Metrics | None = None,
     secret_store: SecretStore | None = None,
 ) -> FastAPI:

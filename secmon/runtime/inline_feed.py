@@ -29,14 +29,11 @@ from kafka import KafkaProducer
 from sqlalchemy import Connection
 
 from secmon.alerts.sinks.kafka_topic import send_item
+from secmon.clock import wall_ms
 from secmon.metrics import Metrics
 from secmon.store.outbox import OutboxItem, OutboxMessage, enqueue, enqueue_claimed, mark_sent_in, release_in
 
 log = logging.getLogger(__name__)
-
-
-def _wall_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class InlineFeed:
@@ -50,7 +47,7 @@ class InlineFeed:
         metrics: Metrics,
         *,
         busy: Callable[[set[int], bool], None] = lambda ids, held: None,
-        clock: Callable[[], int] = _wall_ms,
+        clock: Callable[[], int] = wall_ms,
     ) -> None:
         """``topics``: channel → topic delivered inline.  ``busy(ids, held)`` tells the
         dispatcher which rows are being sent here (``held``) and when they are settled."""

@@ -9,7 +9,6 @@ Alertmanager rejects it (400), the alerts are sent one by one so only the bad on
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,12 +16,9 @@ import orjson
 
 from secmon.alerts.sinks.base import Failed, Outcome, Sink
 from secmon.alerts.sinks.http import outcome_of, post, unreachable
+from secmon.clock import wall_ms
 from secmon.contract import iso_ms, parse_ts_ms
 from secmon.store.outbox import OutboxItem
-
-
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class AlertmanagerSink(Sink):
@@ -35,7 +31,7 @@ class AlertmanagerSink(Sink):
         *,
         resend_interval_ms: int,
         timeout_s: float = 5.0,
-        clock: Callable[[], int] = _wall_ms,
+        clock: Callable[[], int] = wall_ms,
     ) -> None:
         self.channel = channel
         self.url = base_url.rstrip("/") + "/api/v2/alerts"
