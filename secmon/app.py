@@ -130,7 +130,7 @@ def build_service(config: Config, *, serve: bool = True, metrics: Metrics | None
         committer,
         checkpoints,
         metrics,
-        lambda: make_group_consumer(kafka),
+        lambda: make_group_consumer(kafka, config.engine.max_event_bytes),
         producer,
         on_committed=lambda new: _delivery_due(dispatcher, new, inline),
     )

@@ -421,6 +421,13 @@ class EventDecoder:
         event.account_id = sys.intern(event.account_id)
         return event
 
+    @staticmethod
+    def adopt(event: AnyEvent) -> AnyEvent:
+        """An event :meth:`decode` returned in another process (the fetch process), after a
+        trip through msgpack: its account id is interned here, as :meth:`decode` does."""
+        event.account_id = sys.intern(event.account_id)
+        return event
+
     def _event_id(self, raw: bytes) -> str | None:
         try:
             return self._probe.decode(raw).event_id

@@ -47,7 +47,15 @@ from typing import Any
 
 import msgspec
 
-from secmon.contract import AccountLocked, AccountUnlocked, LoginFailed, LoginSucceeded, PasswordChanged, Subject
+from secmon.contract import (
+    AccountLocked,
+    AccountUnlocked,
+    LoginFailed,
+    LoginSucceeded,
+    PasswordChanged,
+    Subject,
+    iso_ms,
+)
 from secmon.detectors.base import Context, Detector, DetectorConfig, KeyState
 from secmon.detectors.common import (
     DAY_MS,
@@ -411,7 +419,9 @@ class BruteForce(Detector[BruteForceConfig, LoginState]):
                 "lockouts": a.lk_n,
                 "reason": p.reason,
                 "failed_attempts": p.failed_attempts,
-                "locked_until": p.locked_until.isoformat() if p.locked_until else None,
+                # As every time in a finding: UTC, ms ("Z").  The event's own offset is not kept
+                # (events that crossed the fetch process arrive in UTC).
+                "locked_until": iso_ms(locked_until) if p.locked_until else None,
                 "failures_in_lockout_window": sum(1 for t in a.run if t >= ts - c.lockout_window_ms),
                 "lockout_threshold": c.lockout_threshold,
             },

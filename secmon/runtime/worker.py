@@ -33,6 +33,7 @@ from kafka import KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
+from secmon.clock import wall_ms
 from secmon.config import Config
 from secmon.contract import BadRecord, EventDecoder, Finding
 from secmon.engine.deadletter import DeadLetter
@@ -42,15 +43,11 @@ from secmon.engine.task import Task, TaskHooks
 from secmon.metrics import Metrics
 from secmon.runtime.commit import BatchCommitter
 from secmon.runtime.repartition import Repartitioner, decode_batch
+from secmon.sources.fetch_process import FetchedRecord, ProcessConsumer
 from secmon.sources.kafka import GroupConsumer, check_copartitioned, partition_counts
 from secmon.store.checkpoints import CheckpointStore
 
 log = logging.getLogger(__name__)
-
-
-
-def _wall_ms() -> int:
-    return int(time.time() * 1000)
 
 
 @dataclass
@@ -101,7 +98,7 @@ class Worker:
         producer: KafkaProducer,
         *,
         on_committed: Callable[[list[Finding]], None] = lambda new: None,
-        clock: Callable[[], int] = _wall_ms,
+        clock: Callable[[], int] = wall_ms,
     ) -> None:
         self.config = config
         self.pipeline = pipeline
@@ -125,6 +122,7 @@ class Worker:
         self._sampled_record_ms: list[int] = []
         self._last_checkpoint = 0
         self._consumer: GroupConsumer | None = None
+        self._decode_record: Callable[[Any], Any] = lambda rec: self.decoder.decode(rec.value)
         self._paused = False
         #: Account partitions paused for being too far ahead in event time.
         self._aligned: set[int] = set()
@@ -143,6 +141,7 @@ class Worker:
 
     def run(self) -> None:
         consumer = self.consumer_factory()
+        self._decode_record = self._record_decoder(consumer)
         self._consumer = consumer
         eng = self.config.engine
         try:
@@ -190,7 +189,7 @@ class Worker:
     # -- per batch -----------------------------------------------------------------------
     def _handle(self, batch: dict[TopicPartition, list[Any]], now: int) -> None:
         repartition = self.repartition_topic
-        decode = self.decoder.decode
+        decode = self._decode_record
         consumed = self.metrics.events_consumed
         snapshots: list[Any] = []
         for tp, records in batch.items():
@@ -210,7 +209,7 @@ class Worker:
             counts: dict[str, int] = {}
             for rec in records:
                 try:
-                    event = decode(rec.value)
+                    event = decode(rec)
                 except BadRecord as bad:
                     self._dead_letter(rec, bad.reason, bad.detail, bad.event_id)
                     continue
@@ -246,6 +245,23 @@ class Worker:
                 rt.touched = False
         if batch:
             self.metrics.last_event_timestamp.set(now / 1000)
+
+    def _record_decoder(self, consumer: GroupConsumer) -> Callable[[Any], Any]:
+        """Record → event, or :class:`BadRecord`.  A fetch process has decoded its records
+        already (or rejected them, with the reason): only unpack its result."""
+        decode = self.decoder.decode
+        if not isinstance(consumer, ProcessConsumer):
+            return lambda rec: decode(rec.value)
+        adopt = self.decoder.adopt
+
+        def decode_fetched(rec: FetchedRecord) -> Any:
+            if rec.event is not None:
+                return adopt(rec.event)
+            if rec.rejected is not None:
+                raise rec.rejected.error()
+            return decode(rec.value)  # type: ignore[arg-type]  # an input the child did not know
+
+        return decode_fetched
 
     def _handle_source(self, rt: TaskRuntime, tp: TopicPartition, records: list[Any]) -> None:
         origin = rt.origin(tp.topic)

@@ -12,6 +12,7 @@ from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from secmon.config import KafkaConfig
+from secmon.contract import DEFAULT_MAX_EVENT_BYTES
 from secmon.sources.consumer import ResumableConsumer
 from secmon.sources.fetch_process import ProcessConsumer
 
@@ -62,11 +63,13 @@ def consumer_options(cfg: KafkaConfig, *, group: bool = True, **overrides: Any) 
     return opts
 
 
-def make_group_consumer(cfg: KafkaConfig) -> GroupConsumer:
-    """The worker's consumer: in a fetch process of its own unless ``kafka.fetch_process`` is off."""
+def make_group_consumer(cfg: KafkaConfig, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> GroupConsumer:
+    """The worker's consumer: in a fetch process of its own unless ``kafka.fetch_process`` is
+    off.  The fetch process decodes the input topics' events (``max_event_bytes`` as
+    ``engine.max_event_bytes``)."""
     if not cfg.fetch_process:
         return make_consumer(cfg)
-    return ProcessConsumer(consumer_options(cfg))
+    return ProcessConsumer(consumer_options(cfg), decode_topics=cfg.topics.inputs(), max_event_bytes=max_event_bytes)
 
 
 def make_producer(cfg: KafkaConfig, **overrides: Any) -> KafkaProducer:

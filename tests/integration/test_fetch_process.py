@@ -5,6 +5,8 @@ and it must not outlive the worker."""
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 import uuid
 from typing import Any
@@ -16,8 +18,10 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
 from secmon.config import KafkaConfig
+from secmon.contract import BadRecord, EventDecoder
 from secmon.sources.fetch_process import FetchedRecord, FetchProcessError, ProcessConsumer
 from secmon.sources.kafka import consumer_options
+from tests.helpers.events import T0, ev, geo
 
 pytestmark = [pytest.mark.integration]
 
@@ -158,3 +162,109 @@ def test_a_dead_fetch_process_is_an_error_not_a_hang(broker: str) -> None:
             consumer.commit({TopicPartition(topic, 0): OffsetAndMetadata(1, "", -1)})
     finally:
         consumer.close(timeout_s=2)
+
+
+def test_input_records_arrive_decoded_as_the_worker_would_decode_them(broker: str) -> None:
+    """The child decodes the input topics with the contract's decoder: a good record arrives
+    as the same event (its event time included), a bad one with the reason the worker's own
+    decoder gives and its original bytes; other topics pass through as bytes."""
+    good = [
+        ev("login.failed", "acct-1", T0, ip="203.0.113.7", geo=geo("SG", 1.29, 103.85)),
+        ev("account.locked", "acct-1", T0 + 1, {"locked_until": "2026-11-01T08:30:00.000+08:00"}),
+        ev("withdrawal.requested", "acct-2", T0 + 2),
+        ev("account.snapshot", "acct-2", T0 + 3),
+    ]
+    raw = [json.dumps(e).encode() for e in good] + [
+        b"{not json",
+        json.dumps({**good[0], "event_type": "login.teleported"}).encode(),
+        json.dumps({**good[0], "ip": "not-an-ip"}).encode(),
+        json.dumps(good[2]).encode() + b" " * 600,  # over max_event_bytes below
+    ]
+    inputs, other = _topic(broker, 1, 0), _topic(broker, 1, 0)
+    producer = KafkaProducer(bootstrap_servers=broker)
+    for value in raw:
+        producer.send(inputs, value=value)
+    producer.send(other, value=raw[0])
+    producer.flush()
+    producer.close()
+    consumer = ProcessConsumer(_options(broker, f"g-{inputs}"), decode_topics=[inputs], max_event_bytes=600,
+                               decode_policy="always")
+    try:
+        consumer.subscribe([inputs, other], Recorder())
+        got = _poll_until(consumer, len(raw) + 1)
+    finally:
+        consumer.close()
+    mine = EventDecoder(max_bytes=600)
+    fetched = sorted((r for r in got if r.topic == inputs), key=lambda r: r.offset)
+    assert len(fetched) == len(raw)
+    for rec, value in zip(fetched, raw, strict=True):
+        try:
+            expected = mine.decode(value)
+        except BadRecord as bad:
+            assert rec.event is None and rec.value == value
+            assert rec.rejected is not None
+            assert (rec.rejected.reason, rec.rejected.detail, rec.rejected.event_id) == (
+                bad.reason, bad.detail, bad.event_id)  # fmt: skip
+            continue
+        assert rec.rejected is None and rec.value is None
+        event = EventDecoder.adopt(rec.event)
+        assert type(event) is type(expected) and event == expected and event.ts == expected.ts
+    assert [r.rejected.reason for r in fetched if r.rejected] == ["not_json", "unknown_event_type", "bad_ip", "oversize"]
+    passed = [r for r in got if r.topic == other]
+    assert [(r.value, r.event, r.rejected) for r in passed] == [(raw[0], None, None)]
+
+
+def test_the_child_decodes_while_the_worker_is_the_slower_side(broker: str) -> None:
+    """Batches waiting for the worker when it asks (it is the slower side): the next ones
+    are decoded in the child.  A worker waiting for records: they come as bytes.  Decoded
+    or not, the events are the same."""
+    topic = _topic(broker, 1, 0)
+    producer = KafkaProducer(bootstrap_servers=broker)
+    raw: list[bytes] = []
+
+    def produce(n: int, delay_s: float = 0.0) -> None:
+        time.sleep(delay_s)
+        for _ in range(n):
+            raw.append(json.dumps(ev("login.failed", f"acct-{len(raw)}", T0 + len(raw))).encode())
+            producer.send(topic, value=raw[-1])
+        producer.flush()
+
+    def wait_until_ready() -> None:
+        deadline = time.monotonic() + 30
+        while not consumer._ready() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    consumer = ProcessConsumer(_options(broker, f"g-{topic}", max_poll_records=10), decode_topics=[topic])
+    try:
+        consumer.subscribe([topic], Recorder())
+        deadline = time.monotonic() + 30
+        while not consumer.assignment() and time.monotonic() < deadline:
+            consumer.poll(timeout_ms=100)  # the rebalance: nothing fetched yet
+        busy: list[FetchedRecord] = []
+        for _ in range(5):  # a slow worker: each time it asks, a batch is waiting for it
+            produce(10)
+            want = len(raw)
+            while len(busy) < want and time.monotonic() < deadline + 30:
+                wait_until_ready()
+                for records in consumer.poll(timeout_ms=0).values():
+                    busy.extend(records)
+        late = threading.Thread(target=produce, args=(10, 1.5))
+        late.start()
+        idle = _poll_until(consumer, 10)  # the worker waits for these (its credits say so)
+        late.join()
+    finally:
+        consumer.close()
+        producer.close()
+    assert [r.offset for r in busy + idle] == list(range(60))
+    # The first batch went over before the worker had said anything: bytes.  Once it had
+    # found batches waiting, the child decoded the next ones.
+    assert all(r.event is None for r in busy[:10])
+    decoded = [r for r in busy if r.event is not None]
+    assert len(decoded) >= 20
+    decoder = EventDecoder()
+    for rec in decoded:
+        assert rec.value is None and EventDecoder.adopt(rec.event) == decoder.decode(raw[rec.offset])
+    for rec in busy + idle:
+        if rec.event is None:
+            assert rec.rejected is None and rec.value == raw[rec.offset]
+    assert all(r.event is None for r in idle)
