@@ -61,6 +61,8 @@ log = logging.getLogger(__name__)
 READ_AHEAD = 2
 #: How long the child's ``poll`` may block; commands (commits, seeks) wait at most this.
 CHILD_POLL_MS = 20
+#: Weight of the newest credit in the moving share of "busy" credits (see ``decode_here``).
+BUSY_WEIGHT = 0.2
 #: An idle child still reports positions and high watermarks this often.
 IDLE_REPORT_MS = 200
 #: A command the child does not answer within this is a dead child.
@@ -379,7 +381,7 @@ class _Child:
         self.decode_topics = frozenset(decode_topics)
         self.decoder = EventDecoder(max_event_bytes)
         self.decode_policy = decode_policy
-        self.worker_busy = False  # as the worker's last credit said
+        self.worker_busy = 0.0  # share of the worker's recent credits that said "busy" (EWMA)
         self.consumer = ResumableConsumer(**options)
         self.max_records: int | None = options.get("max_poll_records")
         self.credit = read_ahead
@@ -404,11 +406,12 @@ class _Child:
                 self.last_sent = now
 
     def decode_here(self) -> bool:
-        """Whether to decode the next batch here: when the worker found its last batch
+        """Whether to decode the next batch here: when the worker mostly finds its batches
         waiting for it (the worker is the slower side), so that decoding moves off its core.
-        A worker that waits for records decodes them itself: this process is the slower
-        side then, and bytes are the cheapest to hand over."""
-        return self.decode_policy == "always" or self.worker_busy
+        A worker that mostly waits for records decodes them itself: this process is the
+        slower side then, and bytes are the cheapest to hand over.  "Mostly": a moving
+        average of the credits, so that one batch that happened to wait does not flip it."""
+        return self.decode_policy == "always" or self.worker_busy >= 0.5
 
     def records(self, polled: dict[TopicPartition, list[Any]], decode_events: bool) -> list[FetchedRecord]:
         out: list[FetchedRecord] = []
@@ -459,7 +462,7 @@ class _Child:
             message = self.decode(self.conn.recv_bytes())
             if isinstance(message, Credit):
                 self.credit += 1
-                self.worker_busy = message.busy
+                self.worker_busy += BUSY_WEIGHT * (message.busy - self.worker_busy)
                 continue
             if message.op == "rebalanced":
                 self.send(Reply())
