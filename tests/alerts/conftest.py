@@ -29,7 +29,7 @@ from secmon.config import Config, load_config
 from secmon.contract import Finding, Subject
 from secmon.detectors.base import make_finding
 from secmon.metrics import Metrics
-from secmon.runtime.broker import free_port
+from secmon.net import free_port
 from secmon.runtime.commit import BatchCommitter, FeedEffects
 from secmon.store.checkpoints import CheckpointStore
 from secmon.store.db import open_database

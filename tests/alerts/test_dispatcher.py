@@ -12,7 +12,7 @@ from secmon.alerts.dispatcher import Dispatcher
 from secmon.alerts.sinks.base import DELIVERED, Failed, Outcome, Retry, Sink
 from secmon.alerts.sinks.webhook import WebhookSink
 from secmon.metrics import Metrics
-from secmon.runtime.broker import free_port
+from secmon.net import free_port
 from secmon.store.outbox import Outbox, OutboxItem, OutboxMessage, enqueue
 from secmon.store.schema import outbox
 from tests.alerts.conftest import NOW, Clock, HttpReceiver, wait_until

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, create_engine, func, select
 from secmon.alerts import wiring
 from secmon.alerts.tables import account_profile, support_case
 from secmon.metrics import Metrics
-from secmon.runtime.broker import free_port
+from secmon.net import free_port
 from secmon.store.schema import outbox
 from tests.alerts.conftest import NOT_ME_KEY, NOW, committer, config, finding, layer_for, start_smtp, wait_until
 from tests.helpers.events import MINUTE, T0, ev

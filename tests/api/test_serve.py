@@ -16,7 +16,7 @@ import pytest
 from secmon.api.serve import DEMO_TOKEN_NAME, start_demo_api
 from secmon.api.tokens import TokenStore
 from secmon.config import load_config
-from secmon.runtime.broker import free_port
+from secmon.net import free_port
 from secmon.store.db import open_database
 from tests.api.conftest import Oidc, build_world, commit_all, finding
 from tests.helpers.waiting import wait_until

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from secmon.runtime.broker import free_port
+from secmon.net import free_port
 
 pytestmark = [pytest.mark.integration]
 

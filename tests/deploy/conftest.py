@@ -20,7 +20,8 @@ import pytest
 import yaml
 
 from secmon.config import Config, load_config
-from secmon.runtime.broker import free_port, wait_for_port
+from secmon.net import free_port
+from secmon.runtime.broker import wait_for_port
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
-from secmon.runtime.broker import free_port, wait_for_port
+from secmon.net import free_port
+from secmon.runtime.broker import wait_for_port
 from tests.deploy.conftest import (
     PROMETHEUS_YML,
     RULES,

@@ -23,7 +23,7 @@ import yaml
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from secmon.runtime.broker import free_port
+from secmon.net import free_port
 from tests.helpers.events import topic_of
 from tests.helpers.waiting import wait_until as _wait_until
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from secmon.runtime.broker import free_port
+from secmon.net import free_port
 from tests.helpers.events import MINUTE, T0, ev
 from tests.integration.harness import Deployment, wait_until
 

@@ -12,7 +12,7 @@ from secmon.alerts.dispatcher import Dispatcher
 from secmon.alerts.feed import AlertmanagerResender
 from secmon.alerts.settings import AlertmanagerSettings
 from secmon.metrics import Metrics
-from secmon.runtime.broker import free_port
+from secmon.net import free_port
 from secmon.store.outbox import Outbox
 from secmon.store.schema import outbox
 from tests.alerts.conftest import Alertmanager, HttpReceiver, committer, config, finding, layer_for, wait_until

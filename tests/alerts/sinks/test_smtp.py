@@ -21,7 +21,7 @@ from secmon.alerts.sinks.smtp import SmtpSink, mailbox_for, message_id
 from secmon.config import Secret
 from secmon.contract import Subject
 from secmon.metrics import Metrics
-from secmon.runtime.broker import free_port
+from secmon.net import free_port
 from secmon.store.outbox import Outbox, OutboxItem
 from secmon.store.schema import outbox
 from tests.alerts.conftest import NOW, Clock, SmtpServer, committer, config, finding, layer_for, start_smtp

@@ -5,7 +5,7 @@ from __future__ import annotations
 from secmon.alerts.sinks.base import Delivered, Failed, Retry
 from secmon.alerts.sinks.http import delivery_id, verify_signature
 from secmon.alerts.sinks.webhook import WebhookSink
-from secmon.runtime.broker import free_port
+from secmon.net import free_port
 from secmon.store.outbox import OutboxItem
 from tests.alerts.conftest import HttpReceiver
 
