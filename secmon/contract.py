@@ -421,6 +421,17 @@ class EventDecoder:
         event.account_id = sys.intern(event.account_id)
         return event
 
+    def decode_record(self, raw: bytes | None) -> AnyEvent:
+        """:meth:`decode` for a Kafka record's value: any other failure (a tombstone's
+        ``None``, say) is a ``bad_value`` :class:`BadRecord` too, so that one record never
+        stalls a consumer — the worker's or its fetch process's."""
+        try:
+            return self.decode(raw)  # type: ignore[arg-type]
+        except BadRecord:
+            raise
+        except Exception as exc:
+            raise BadRecord("bad_value", f"{type(exc).__name__}: {exc}") from None
+
     @staticmethod
     def adopt(event: AnyEvent) -> AnyEvent:
         """An event :meth:`decode` returned in another process (the fetch process), after a

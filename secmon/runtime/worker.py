@@ -122,7 +122,7 @@ class Worker:
         self._sampled_record_ms: list[int] = []
         self._last_checkpoint = 0
         self._consumer: GroupConsumer | None = None
-        self._decode_record: Callable[[Any], Any] = lambda rec: self.decoder.decode(rec.value)
+        self._decode_record = self._record_decoder(None)
         self._paused = False
         #: Account partitions paused for being too far ahead in event time.
         self._aligned: set[int] = set()
@@ -213,9 +213,6 @@ class Worker:
                 except BadRecord as bad:
                     self._dead_letter(rec, bad.reason, bad.detail, bad.event_id)
                     continue
-                except Exception as exc:  # never stall on one record
-                    self._dead_letter(rec, "bad_value", f"{type(exc).__name__}: {exc}", None)
-                    continue
                 merger.push(tp.topic, event.ts, rec.offset, event)
                 et = event.event_type
                 counts[et] = counts.get(et, 0) + 1  # type: ignore[index]
@@ -246,10 +243,11 @@ class Worker:
         if batch:
             self.metrics.last_event_timestamp.set(now / 1000)
 
-    def _record_decoder(self, consumer: GroupConsumer) -> Callable[[Any], Any]:
-        """Record → event, or :class:`BadRecord`.  A fetch process has decoded its records
-        already (or rejected them, with the reason): only unpack its result."""
-        decode = self.decoder.decode
+    def _record_decoder(self, consumer: GroupConsumer | None) -> Callable[[Any], Any]:
+        """Record → event, or :class:`BadRecord` (never another exception).  A fetch process
+        has decoded its records already (or rejected them, with the reason): only unpack its
+        result."""
+        decode = self.decoder.decode_record
         if not isinstance(consumer, ProcessConsumer):
             return lambda rec: decode(rec.value)
         adopt = self.decoder.adopt
@@ -259,7 +257,7 @@ class Worker:
                 return adopt(rec.event)
             if rec.rejected is not None:
                 raise rec.rejected.error()
-            return decode(rec.value)  # type: ignore[arg-type]  # an input the child did not know
+            return decode(rec.value)  # an input the child did not know
 
         return decode_fetched
 
@@ -551,7 +549,8 @@ class Worker:
             return
         low = min((rt.task.stream_ms for rt in self.account.values() if rt.task.stream_ms and self._lagging(rt)),
                   default=None)
-        pause, resume = [], []
+        pause: list[TopicPartition] = []
+        resume: list[TopicPartition] = []
         for p, rt in self.account.items():
             ahead = rt.task.stream_ms - low if low is not None else 0
             if p not in self._aligned and ahead > skew:

@@ -416,7 +416,7 @@ class _Child:
     def records(self, polled: dict[TopicPartition, list[Any]], decode_events: bool) -> list[FetchedRecord]:
         out: list[FetchedRecord] = []
         append = out.append
-        decode = self.decoder.decode
+        decode = self.decoder.decode_record
         for tp, recs in polled.items():
             topic, partition = tp.topic, tp.partition
             if not decode_events or topic not in self.decode_topics:
@@ -429,10 +429,6 @@ class _Child:
                     except BadRecord as bad:
                         append(FetchedRecord(topic, partition, r.offset, r.timestamp, r.key, r.value,
                                              rejected=Rejected(bad.reason, bad.detail, bad.event_id)))
-                        continue
-                    except Exception as exc:  # never stall on one record (as the worker's own decode)
-                        append(FetchedRecord(topic, partition, r.offset, r.timestamp, r.key, r.value,
-                                             rejected=Rejected("bad_value", f"{type(exc).__name__}: {exc}")))
                         continue
                     append(FetchedRecord(topic, partition, r.offset, r.timestamp, r.key, None, event))
             if recs:

@@ -52,3 +52,13 @@ def test_a_kafka_python_record_is_decoded_here() -> None:
     with pytest.raises(BadRecord) as bad:
         decode(SimpleNamespace(value=b"[]"))
     assert bad.value.reason == "not_object"
+
+
+@pytest.mark.parametrize("consumer", [SimpleNamespace(), ProcessConsumer.__new__(ProcessConsumer)])
+def test_a_tombstone_is_a_bad_value_not_a_crash(consumer: Any) -> None:
+    """A record with no value (a tombstone) cannot be decoded: dead-lettered as ``bad_value``."""
+    decode = _decoder(consumer)
+    with pytest.raises(BadRecord) as bad:
+        decode(SimpleNamespace(value=None, event=None, rejected=None))
+    assert (bad.value.reason, bad.value.event_id) == ("bad_value", None)
+    assert bad.value.detail.startswith("TypeError: ")
