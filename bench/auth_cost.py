@@ -2,6 +2,7 @@
 """Engine cost and state size of the login and 2FA detectors.
 
 usage: python bench/auth_cost.py EVENTS.jsonl [--limit N] [--runs 3] [--cold-after-ms MS]
+                                  [--cold-above-accounts N]
 
 EVENTS.jsonl is a realistic mix of all three topics, e.g. ``secmon simulate --seed 7 --out
 DIR`` then ``DIR/events.jsonl``.  The events are decoded once and sorted by time; then an
@@ -16,8 +17,11 @@ in micro-batches of 4,096 events.  The difference in process CPU time (best of `
 interleaved runs),
 divided by the number of events, is what the auth detectors add per event; it is also given
 per auth event.  ``tracemalloc`` then measures the state each detector holds, per key.
-The cold tier is on as in the service (``engine.cold_after_ms``; ``--cold-after-ms 0`` turns
-it off): packing and unpacking the detectors' state of idle accounts is part of their cost.
+The cold tier is set as in the service (``engine.cold_after_ms``; ``--cold-after-ms 0`` turns
+it off): packing and unpacking the detectors' state of idle accounts is part of their cost
+where it happens.  By default a task freezes nothing while it holds state for at most
+``engine.cold_above_accounts`` (10,000) accounts, which the simulator's 5,000 are;
+``--cold-above-accounts 0`` makes it freeze as a task with many accounts does.
 Prints one JSON object.
 """
 
@@ -33,7 +37,7 @@ from typing import Any
 
 from secmon.contract import AUTH_TYPES, BadRecord, EventDecoder
 from secmon.detectors.registry import DetectorSpec, resolve
-from secmon.engine.pipeline import COLD_AFTER_MS, Pipeline
+from secmon.engine.pipeline import COLD_ABOVE_ACCOUNTS, COLD_AFTER_MS, Pipeline
 
 AUTH_DETECTORS = (
     "brute_force", "credential_attacks", "impossible_travel", "mfa_bruteforce", "mfa_posture",
@@ -56,9 +60,13 @@ def load(path: Path, limit: int | None) -> list[Any]:
     return events
 
 
-def run(events: list[Any], specs: list[DetectorSpec], cold_after_ms: int = COLD_AFTER_MS
-        ) -> tuple[float, Pipeline, Any, Any]:
-    pipeline = Pipeline(specs, cold_after_ms=cold_after_ms)
+def run(
+    events: list[Any],
+    specs: list[DetectorSpec],
+    cold_after_ms: int = COLD_AFTER_MS,
+    cold_above_accounts: int = COLD_ABOVE_ACCOUNTS,
+) -> tuple[float, Pipeline, Any, Any]:
+    pipeline = Pipeline(specs, cold_after_ms=cold_after_ms, cold_above_accounts=cold_above_accounts)
     found: list[Any] = []
     source = pipeline.source_task("bench-source", found.append) if pipeline.has_source_detectors else None
     account = pipeline.account_task("bench-account", found.append, source.process_record if source else None)
@@ -105,6 +113,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--no-memory", action="store_true")
     p.add_argument("--cold-after-ms", type=int, default=COLD_AFTER_MS)
+    p.add_argument("--cold-above-accounts", type=int, default=COLD_ABOVE_ACCOUNTS)
     args = p.parse_args()
     events = load(args.events, args.limit)
     n = len(events)
@@ -113,13 +122,14 @@ def main() -> None:
     auth = resolve({**all_off, **{name: {} for name in AUTH_DETECTORS}})
     base = with_auth = float("inf")
     for _ in range(args.runs):  # interleaved, best of each: the machine is shared
-        base = min(base, run(events, [], args.cold_after_ms)[0])
-        with_auth = min(with_auth, run(events, auth, args.cold_after_ms)[0])
+        base = min(base, run(events, [], args.cold_after_ms, args.cold_above_accounts)[0])
+        with_auth = min(with_auth, run(events, auth, args.cold_after_ms, args.cold_above_accounts)[0])
     added_us = (with_auth - base) / n * 1e6
     result: dict[str, Any] = {
         "events": n,
         "auth_events": n_auth,
         "cold_after_ms": args.cold_after_ms,
+        "cold_above_accounts": args.cold_above_accounts,
         "engine_only_us_per_event": round(base / n * 1e6, 2),
         "with_auth_detectors_us_per_event": round(with_auth / n * 1e6, 2),
         "auth_detectors_add_us_per_event": round(added_us, 2),

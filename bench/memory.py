@@ -1,6 +1,6 @@
 """Resident memory per active account with every detector on (run in a fresh process).
 
-    python -m bench.memory N [--no-checkpoints] [--cold-after-ms MS]
+    python -m bench.memory N [--no-checkpoints] [--cold-after-ms MS] [--cold-above-accounts N]
 
 Feeds N synthetic accounts (snapshot, logins with geo and device, MFA, a deposit and its
 credit, a withdrawal to an address, a failed login) through one account task and one source
@@ -10,7 +10,8 @@ Every 4,096 accounts (32,768 events) both tasks take a checkpoint (``Task.change
 the live worker does every ``engine.checkpoint_interval_ms``: the keys touched since the
 last checkpoint are held only until then (``--no-checkpoints`` never drains them, as a
 replay does).  Accounts idle for ``engine.cold_after_ms`` (default 10 min of event time) go
-to the cold tier, as in the service; ``--cold-after-ms 0`` keeps them all unpacked.
+to the cold tier, as in the service, once the task holds more than
+``engine.cold_above_accounts`` (default 10,000); ``--cold-after-ms 0`` keeps them all unpacked.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import time
 from bench.common import current_rss_bytes
 from secmon.contract import EventDecoder, iso_ms
 from secmon.detectors.registry import resolve
-from secmon.engine.pipeline import COLD_AFTER_MS, Pipeline
+from secmon.engine.pipeline import COLD_ABOVE_ACCOUNTS, COLD_AFTER_MS, Pipeline
 
 T0 = 1_793_491_200_000  # 2026-11-01T00:00:00Z
 
@@ -58,8 +59,10 @@ def main() -> None:
     options = sys.argv[2:]
     checkpoints = "--no-checkpoints" not in options
     cold_after_ms = int(options[options.index("--cold-after-ms") + 1]) if "--cold-after-ms" in options else COLD_AFTER_MS
+    cold_above = (int(options[options.index("--cold-above-accounts") + 1]) if "--cold-above-accounts" in options
+                  else COLD_ABOVE_ACCOUNTS)
     gc.collect()
-    pipeline = Pipeline(resolve({}), cold_after_ms=cold_after_ms)
+    pipeline = Pipeline(resolve({}), cold_after_ms=cold_after_ms, cold_above_accounts=cold_above)
     findings = [0]
 
     def count(_f: object) -> None:
@@ -90,6 +93,7 @@ def main() -> None:
         "accounts": n,
         "checkpoints": checkpoints,
         "cold_after_ms": cold_after_ms,
+        "cold_above_accounts": cold_above,
         "rss_growth_mib": round((after - before) / 2**20, 1),
         "bytes_per_account": round((after - before) / n),
         "rss_total_mib": round(after / 2**20, 1),

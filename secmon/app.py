@@ -86,6 +86,7 @@ def build_service(config: Config, *, serve: bool = True, metrics: Metrics | None
         resolve(config.detectors),
         allowed_lateness_ms=config.engine.allowed_lateness_ms,
         cold_after_ms=config.engine.cold_after_ms,
+        cold_above_accounts=config.engine.cold_above_accounts,
         hooks=task_hooks(metrics),
     )
     producer = make_producer(kafka)

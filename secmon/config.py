@@ -137,6 +137,10 @@ class EngineConfig(_Base):
     #: value until its next event (~300 B instead of ~1.6 KB; one decode per session).
     #: 0 keeps every account's state unpacked.
     cold_after_ms: int = 10 * 60_000
+    #: ...in a task (one per input partition) holding state for more than this many
+    #: accounts: below it the unpacked state is small (~16 MB at 10,000 accounts) and a
+    #: thaw and a freeze per session would cost CPU for nothing.  0: freeze from the start.
+    cold_above_accounts: int = 10_000
     #: Replay: events per micro-batch (batch-end hooks, e.g. model scoring).
     replay_batch_size: int = 4_096
     #: Live: how long a task waits for an input whose lag is not known yet (no fetch

@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
         resolve(config.detectors),
         allowed_lateness_ms=config.engine.allowed_lateness_ms,
         cold_after_ms=config.engine.cold_after_ms,
+        cold_above_accounts=config.engine.cold_above_accounts,
     )
     dlq = open(args.dlq, "wb") if args.dlq else None  # noqa: SIM115 - closed below
     try:

@@ -13,7 +13,13 @@ How idleness is known without a clock per key.  The task notes each account the 
 it sees it in a *generation* (``seen``: one set lookup per event).  Every
 ``cold_after_ms / 2`` of stream time the generation ends, and the accounts seen in the
 previous generation but not in this one are frozen: idle for between ``cold_after_ms / 2``
-and ``cold_after_ms``.  Freezing happens only at the end of a batch (``Task.end_batch``), when
+and ``cold_after_ms``.
+
+Only where memory is worth it.  A task holding state for at most ``above_accounts`` accounts
+freezes nothing: there the unpacked state is small (~1.6 KB an account, ~16 MB at 10,000),
+and a thaw and a freeze per session would be CPU spent for nothing.  Its generations then
+merge (``_previous`` keeps every account seen since the last freeze), so once the task grows
+past the threshold, the accounts idle since are frozen at the next generation's end.  Freezing happens only at the end of a batch (``Task.end_batch``), when
 no detector holds a state object across calls (micro-batched scoring has finished).
 
 A frozen value is the packed form of :mod:`secmon.engine.packed`, the form a checkpoint
@@ -42,17 +48,22 @@ from secmon.engine.packed import StatePacker, expiry
 class ColdTier:
     """Idle accounts' state of one account task, packed (see the module docstring)."""
 
-    def __init__(self, detectors: Sequence[Detector[Any, Any]], packer: StatePacker, cold_after_ms: int) -> None:
-        """``packer``: the task's, for the same ``detectors`` in the same order."""
+    def __init__(
+        self, detectors: Sequence[Detector[Any, Any]], packer: StatePacker, cold_after_ms: int, above_accounts: int = 0
+    ) -> None:
+        """``packer``: the task's, for the same ``detectors`` in the same order;
+        ``above_accounts``: freeze only while the task holds state for more accounts."""
         #: per detector: TTL, its keys' dict and its state (to forget expired keys)
         self._slots = [(d.state.ttl_ms, d.state.mapping(), d.state) for d in detectors]
         self._dicts = [data for _, data, _ in self._slots]
         self._pack = packer.pack
         self._unpack = packer.unpack
         self.generation_ms = max(1, cold_after_ms // 2)
+        self.above_accounts = above_accounts
         #: account → packed state of its detectors, in the order frozen
         self.values: dict[str, bytes] = {}
-        #: accounts seen in the current generation (hot), and in the previous one
+        #: accounts seen in the current generation (hot), and in the previous ones since the
+        #: last freeze (one generation, unless the task held too few accounts to freeze)
         self.seen: set[str] = set()
         self._previous: set[str] = set()
         self._generation_end: int | None = None
@@ -89,11 +100,20 @@ class ColdTier:
         if stream_ms < self._generation_end:
             return 0
         self._generation_end = stream_ms + self.generation_ms
+        if self.hot_accounts() <= self.above_accounts:  # small: keep them all unpacked
+            self._previous |= self.seen
+            self.seen = set()
+            return 0
         idle = self._previous - self.seen
         self._previous, self.seen = self.seen, set()
         for account in idle:
             self._freeze(account)
         return len(idle)
+
+    def hot_accounts(self) -> int:
+        """Accounts with unpacked state, about: the most any one detector holds (most
+        accounts have a posture and a login state; counting the union would cost a pass)."""
+        return max(map(len, self._dicts), default=0)
 
     def _freeze(self, account: str) -> None:
         """Move the account's state here.  A change not checkpointed yet keeps its key

@@ -12,6 +12,8 @@ from secmon.engine.task import SourceSpec, Task, TaskHooks
 
 #: Default of ``engine.cold_after_ms``: an account idle this long has its state packed.
 COLD_AFTER_MS = 10 * 60_000
+#: Default of ``engine.cold_above_accounts``: a task with fewer accounts freezes none.
+COLD_ABOVE_ACCOUNTS = 10_000
 
 
 class Pipeline:
@@ -24,12 +26,14 @@ class Pipeline:
         allowed_lateness_ms: int = 5_000,
         hooks: Callable[[str], TaskHooks] | None = None,
         cold_after_ms: int = COLD_AFTER_MS,
+        cold_above_accounts: int = COLD_ABOVE_ACCOUNTS,
     ) -> None:
         self.specs = list(specs)
         self.account_specs = [s for s in self.specs if s.scope is Scope.ACCOUNT]
         self.source_detector_specs = [s for s in self.specs if s.scope is Scope.SOURCE]
         self.allowed_lateness_ms = allowed_lateness_ms
         self.cold_after_ms = cold_after_ms
+        self.cold_above_accounts = cold_above_accounts
         self._hooks = hooks or (lambda task_id: TaskHooks())
         #: event type → how account tasks derive source keys for it
         self.forwarding: dict[str, list[SourceSpec]] = {}
@@ -53,6 +57,7 @@ class Pipeline:
             allowed_lateness_ms=self.allowed_lateness_ms,
             hooks=self._hooks(task_id),
             cold_after_ms=self.cold_after_ms,
+            cold_above_accounts=self.cold_above_accounts,
         )
 
     def source_task(self, task_id: str, emit: Callable[[Finding], None], *, ordered_by_upstream: bool = False) -> Task:

@@ -99,6 +99,7 @@ class Task:
         hooks: TaskHooks | None = None,
         ordered_by_upstream: bool = False,
         cold_after_ms: int = 0,
+        cold_above_accounts: int = 0,
     ) -> None:
         """``ordered_by_upstream`` (live source tasks): forwarded records arrive from several
         account tasks, each at its own pace; hold them and release them in event-time order
@@ -108,7 +109,8 @@ class Task:
 
         ``cold_after_ms`` (account tasks; 0 = never): an account idle this long in event time
         has its state packed into the cold tier (:mod:`secmon.engine.cold`) until it is used
-        again.  Account detectors key their state by ``account_id`` for this."""
+        again, once the task holds state for more than ``cold_above_accounts`` accounts.
+        Account detectors key their state by ``account_id`` for this."""
         self.task_id = task_id
         self.detectors = list(detectors)
         self.by_name = {d.name: d for d in self.detectors}
@@ -159,7 +161,7 @@ class Task:
         self._rewrite: set[str] = set()
         self._purge_unpacked = False
         self.cold = (
-            ColdTier(self.detectors, self.packer, cold_after_ms)
+            ColdTier(self.detectors, self.packer, cold_after_ms, cold_above_accounts)
             if cold_after_ms > 0 and self.packer is not None
             else None
         )

@@ -28,7 +28,7 @@ def sim_events(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _replay(events: Path, cold_after_ms: int) -> tuple[list[bytes], list[Task]]:
-    pipeline = Pipeline(resolve({}), cold_after_ms=cold_after_ms)
+    pipeline = Pipeline(resolve({}), cold_after_ms=cold_after_ms, cold_above_accounts=0)  # freeze at any size
     tasks: list[Task] = []
     build = pipeline.account_task
 
@@ -62,6 +62,26 @@ def _idle_for(task: Task, until_ms: int) -> None:
         t += MINUTE
         task.process(decoded(ev("login.failed", "other", t)))
         task.end_batch()
+
+
+def test_a_task_with_few_accounts_freezes_none_until_it_grows_past_the_threshold() -> None:
+    """Below ``cold_above_accounts`` freezing would only cost CPU.  The accounts that went
+    idle meanwhile are not forgotten: the first generation end past the threshold freezes them."""
+    det = DepositTimer(DetectorConfig())
+    task = _cold_task(det, [], cold_above_accounts=3)
+    cold = task.cold
+    assert cold is not None
+    for i, account in enumerate(("a", "b", "c")):
+        task.process(decoded(ev("deposit.initiated", account, T0 + i, {"tx_id": f"tx-{account}"})))
+    task.end_batch()
+    _idle_for(task, T0 + 40 * MINUTE)  # four generations: a, b, c idle all along
+    assert not cold.values and all(a in det.state for a in "abc")
+    task.process(decoded(ev("deposit.initiated", "d", task.stream_ms + 1, {"tx_id": "tx-d"})))
+    task.end_batch()
+    assert cold.hot_accounts() == 4
+    _idle_for(task, task.stream_ms + 10 * MINUTE)
+    # a, b and c went cold; d, alone hot, leaves the task small again: it stays unpacked.
+    assert set(cold.values) == set("abc") and not any(a in det.state for a in "abc") and "d" in det.state
 
 
 def test_a_frozen_account_thaws_for_its_timer() -> None:
