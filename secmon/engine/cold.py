@@ -18,8 +18,9 @@ and ``cold_after_ms``.
 Only where memory is worth it.  A task holding state for at most ``above_accounts`` accounts
 freezes nothing: there the unpacked state is small (~1.6 KB an account, ~16 MB at 10,000),
 and a thaw and a freeze per session would be CPU spent for nothing.  Its generations then
-merge (``_previous`` keeps every account seen since the last freeze), so once the task grows
-past the threshold, the accounts idle since are frozen at the next generation's end.  Freezing happens only at the end of a batch (``Task.end_batch``), when
+merge (``_previous`` keeps the accounts seen since the last freeze that still hold state), so
+once the task grows past the threshold, the accounts idle since are frozen at the next
+generation's end.  Freezing happens only at the end of a batch (``Task.end_batch``), when
 no detector holds a state object across calls (micro-batched scoring has finished).
 
 A frozen value is the packed form of :mod:`secmon.engine.packed`, the form a checkpoint
@@ -101,8 +102,14 @@ class ColdTier:
             return 0
         self._generation_end = stream_ms + self.generation_ms
         if self.hot_accounts() <= self.above_accounts:  # small: keep them all unpacked
-            self._previous |= self.seen
+            previous = self._previous
+            previous |= self.seen
             self.seen = set()
+            if len(previous) > 2 * self.above_accounts:
+                # Accounts come and go (their state expires): keep only those still holding
+                # some, or a small task would note every account it ever saw.
+                dicts = self._dicts
+                self._previous = {a for a in previous if any(a in d for d in dicts)}
             return 0
         idle = self._previous - self.seen
         self._previous, self.seen = self.seen, set()

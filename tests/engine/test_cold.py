@@ -84,6 +84,21 @@ def test_a_task_with_few_accounts_freezes_none_until_it_grows_past_the_threshold
     assert set(cold.values) == set("abc") and not any(a in det.state for a in "abc") and "d" in det.state
 
 
+def test_a_small_task_does_not_note_every_account_it_ever_saw() -> None:
+    """Accounts come and go below the threshold: the ones whose state expired are forgotten."""
+    det = DepositTimer(DetectorConfig(state_ttl_ms=HOUR))
+    task = _cold_task(det, [], cold_above_accounts=3)
+    cold = task.cold
+    assert cold is not None
+    for i in range(40):  # a new account every 30 min, each gone an hour later
+        ts = T0 + i * 30 * MINUTE
+        task.process(decoded(ev("deposit.initiated", f"acct-{i}", ts, {"tx_id": f"tx-{i}", "network": "BTC"})))
+        task.process(decoded(ev("deposit.credited", f"acct-{i}", ts + MINUTE, {"tx_id": f"tx-{i}"})))
+        task.end_batch()
+    assert not cold.values and cold.hot_accounts() <= 3
+    assert len(cold._previous) <= 2 * 3 + 1  # not 40
+
+
 def test_a_frozen_account_thaws_for_its_timer() -> None:
     out: list[Finding] = []
     det = DepositTimer(DetectorConfig())
