@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from secmon.config import EngineConfig
 from secmon.contract import Finding
 from secmon.detectors.base import Scope, SourceRecord
 from secmon.detectors.registry import DetectorSpec
 from secmon.engine.task import SourceSpec, Task, TaskHooks
 
+_ENGINE_DEFAULTS = EngineConfig()
 #: Default of ``engine.cold_after_ms``: an account idle this long has its state packed.
-COLD_AFTER_MS = 10 * 60_000
+COLD_AFTER_MS = _ENGINE_DEFAULTS.cold_after_ms
 #: Default of ``engine.cold_above_accounts``: a task with fewer accounts freezes none.
-COLD_ABOVE_ACCOUNTS = 10_000
+COLD_ABOVE_ACCOUNTS = _ENGINE_DEFAULTS.cold_above_accounts
 
 
 class Pipeline:
