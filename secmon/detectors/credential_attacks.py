@@ -85,9 +85,6 @@ _NEVER: Final = 2**62
 #: A success of an account already succeeding at a source is recorded again (its last
 #: activity moved on) only after this long: users log in many times a day from one place.
 _SUCCESS_REFRESH_MS: Final = 10 * MINUTE_MS
-#: Addresses whose state keys are cached (cleared when full): a login burst from one address
-#: builds them once, and 1M mobile addresses do not hold 60 MB of cache.
-_KEYS_CACHED: Final = 10_000
 
 
 class _Options(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -243,7 +240,6 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
         self._allow_asns = frozenset(allow.asns)
         self._has_allowlist = bool(self._allow_ips or self._allow_nets or self._allow_asns)
         self._allowed: dict[str, bool] = {}
-        self._keys: dict[str, tuple[int | None, tuple[str, ...]]] = {}
         self._cap_hi = c.max_accounts_tracked * 5 // 4
         self._by_type: dict[str, Callable[[Any, Context], None]] = {
             "login.failed": self._failed,
@@ -306,8 +302,7 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
         ip, asn = r.ip, r.asn
         if self._has_allowlist and self._is_allowed(ip, asn):
             return
-        cached = self._keys.get(ip) if ip else None
-        keys = cached[1] if cached is not None and cached[0] == asn else self._level_keys(ip, asn)
+        keys = self._level_keys(ip, asn)
         get, put = self.state.get, self.state.put
         acct, ts = r.account_id, r.ts
         cw = self.config.compromise_window_ms
@@ -389,14 +384,10 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
             put(key, s, ts)
 
     def _level_keys(self, ip: str | None, asn: int | None) -> tuple[str, ...]:
-        """The state keys of a login's source, narrowest first (cached per address)."""
-        if ip:
-            cached = self._keys.get(ip)
-            if cached is not None and cached[0] == asn:
-                return cached[1]
-        elif asn is None:
-            return ()
-        # A new address (mobile carriers hand out one per session): built once, then cached.
+        """The state keys of a login's source, narrowest first.
+
+        Built afresh for every login: most addresses are seen once (mobile carriers hand out
+        one per session), and a cache of them cost more in misses than its hits saved."""
         use_ip, use_net, use_asn = self._use_levels
         out: tuple[str, ...] = ()
         if ip:
@@ -407,10 +398,6 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
                 out = ("net:" + net,)
         if asn is not None and use_asn:
             out += _asn_keys(asn)
-        if ip:
-            if len(self._keys) > _KEYS_CACHED:
-                self._keys.clear()
-            self._keys[ip] = (asn, out)
         return out
 
     def _is_allowed(self, ip: str | None, asn: int | None) -> bool:
