@@ -379,16 +379,22 @@ def _classify(message: str) -> str:
     return "bad_value"
 
 
-@lru_cache(maxsize=65536)
 def _valid_ip(ip: str) -> bool:
     # An IPv4 dotted quad that the C parser accepts, ``ipaddress`` accepts too (four decimal
     # octets, no leading zeros): a fast yes for most addresses, which are seen once each
-    # (mobile carriers hand out one per session).  Anything else takes the full check.
+    # (mobile carriers hand out one per session), so not cached (a miss in a cache of 10^5
+    # addresses costs more than the check).  Anything else takes the full, cached check.
+    if ":" in ip:
+        return _valid_other_ip(ip)
     try:
         socket.inet_pton(socket.AF_INET, ip)
         return True
     except (OSError, ValueError):
-        pass
+        return _valid_other_ip(ip)
+
+
+@lru_cache(maxsize=16384)
+def _valid_other_ip(ip: str) -> bool:
     try:
         ipaddress.ip_address(ip)
     except ValueError:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 
 import pytest
 
 from secmon.contract import BAD_RECORD_REASONS, EVENT_TYPES, BadRecord, EventDecoder, iso_ms, parse_ts_ms
+from secmon.contract import _valid_ip as valid_ip
 from tests.conftest import CONTRACT_EXAMPLES
 from tests.helpers.events import T0, ev
 
@@ -85,3 +87,18 @@ def test_the_kept_copy_of_the_contract_examples_matches_the_shared_one() -> None
 
         pytest.skip("the shared contract folder is not beside this checkout")
     assert (REPO / "tests" / "data" / "contract_examples.jsonl").read_bytes() == _SHARED_EXAMPLES.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["203.0.113.7", "0.0.0.0", "255.255.255.255", "01.2.3.4", "1.2.3", "1.2.3.4.5", "256.1.1.1", " 1.2.3.4",
+     "2001:db8::1", "::1", "::ffff:1.2.3.4", "fe80::1%eth0", "2001:db8:::1", "2001:db8::g", "1:2:3:4:5:6:7:8:9", ""],
+)
+def test_an_ip_is_valid_exactly_when_the_ipaddress_module_says_so(text: str) -> None:
+    """The fast IPv4 check and the cached check of the rest agree with ``ipaddress``."""
+    try:
+        ipaddress.ip_address(text)
+        expected = True
+    except ValueError:
+        expected = False
+    assert valid_ip(text) is expected
