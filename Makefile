@@ -28,6 +28,7 @@ test: install system-deps
 
 lint: install
 	$(BIN)/ruff check secmon tests bench
+	$(BIN)/mypy secmon bench
 
 bench: install
 	$(BIN)/pip install -q -e '.[bench]'

@@ -118,7 +118,7 @@ def main() -> None:
     events = load(args.events, args.limit)
     n = len(events)
     n_auth = sum(1 for e in events if e.event_type in AUTH_TYPES)
-    all_off = {name: {"enabled": False} for name in resolve(None) and [s.name for s in resolve(None)]}
+    all_off = {spec.name: {"enabled": False} for spec in resolve(None)}
     auth = resolve({**all_off, **{name: {} for name in AUTH_DETECTORS}})
     base = with_auth = float("inf")
     for _ in range(args.runs):  # interleaved, best of each: the machine is shared

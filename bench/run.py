@@ -197,7 +197,10 @@ def _fast_producer(bootstrap: str) -> tuple[Callable[[str, bytes, bytes], None],
                 producer.poll(0.01)
         producer.poll(0)
 
-    return send, lambda: producer.flush(30)
+    def flush() -> None:
+        producer.flush(30)
+
+    return send, flush
 
 
 def _histogram_quantiles(histogram: Any, **labels: str) -> dict[str, float | None]:

@@ -50,7 +50,7 @@ class _Base(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     pass
 
 
-class Topics(_Base):
+class Topics(_Base, frozen=True):
     auth: str = "auth.events"
     wallet: str = "wallet.events"
     snapshots: str = "account.snapshots"
@@ -63,7 +63,7 @@ class Topics(_Base):
         return (self.auth, self.wallet, self.snapshots)
 
 
-class KafkaConfig(_Base):
+class KafkaConfig(_Base, frozen=True):
     bootstrap_servers: str = "127.0.0.1:9092"
     group_id: str = "secmon"
     client_id: str = "secmon"
@@ -115,13 +115,13 @@ class KafkaConfig(_Base):
         return opts
 
 
-class StoreConfig(_Base):
+class StoreConfig(_Base, frozen=True):
     #: SQLAlchemy URL: ``sqlite:///secmon.db`` (default, one host) or
     #: ``postgresql+psycopg://user@host/db`` (several workers).
     url: Secret = Secret("sqlite:///secmon.db")
 
 
-class EngineConfig(_Base):
+class EngineConfig(_Base, frozen=True):
     #: Events older than stream time minus this are late (still processed, counted).
     allowed_lateness_ms: int = 5_000
     #: A partition with no events for this long (wall clock) advances its stream time by
@@ -168,7 +168,7 @@ class EngineConfig(_Base):
             raise ValueError("replay_batch_size and max_event_bytes must be at least 1")
 
 
-class DeliveryConfig(_Base):
+class DeliveryConfig(_Base, frozen=True):
     """The outbox dispatcher: retries, leases and the backpressure bound."""
 
     batch_size: int = 500
@@ -181,17 +181,17 @@ class DeliveryConfig(_Base):
     max_pending: int = 100_000
 
 
-class ServerConfig(_Base):
+class ServerConfig(_Base, frozen=True):
     host: str = "127.0.0.1"
     port: int = 9464
 
 
-class LoggingConfig(_Base):
+class LoggingConfig(_Base, frozen=True):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
 
 
-class Config(_Base):
+class Config(_Base, frozen=True):
     app_id: str = "secmon"
     kafka: KafkaConfig = KafkaConfig()
     store: StoreConfig = StoreConfig()

@@ -50,41 +50,41 @@ class _Payload(msgspec.Struct, frozen=True, gc=False):
     """Base of every payload: unknown extra fields are ignored (forward compatibility)."""
 
 
-class EmptyPayload(_Payload):
+class EmptyPayload(_Payload, frozen=True):
     pass
 
 
-class LoginSucceeded_(_Payload):
+class LoginSucceeded_(_Payload, frozen=True):
     method: Literal["password", "sso", "biometric"]
     mfa: LoginMfa
 
 
-class LoginFailed_(_Payload):
+class LoginFailed_(_Payload, frozen=True):
     reason: Literal["bad_password", "unknown_account", "bad_mfa", "locked", "expired_password"]
 
 
-class AccountLocked_(_Payload):
+class AccountLocked_(_Payload, frozen=True):
     reason: Literal["too_many_failures", "admin", "risk"]
     failed_attempts: NonNegative
     #: ``null`` means until unlocked; a producer that omits it means the same.
     locked_until: Timestamp | None = None
 
 
-class AccountUnlocked_(_Payload):
+class AccountUnlocked_(_Payload, frozen=True):
     by: Literal["timeout", "password_reset", "support", "admin"]
 
 
-class PasswordResetRequested_(_Payload):
+class PasswordResetRequested_(_Payload, frozen=True):
     channel: Literal["email", "sms"]
 
 
-class PasswordChanged_(_Payload):
+class PasswordChanged_(_Payload, frozen=True):
     via: Literal["reset", "settings", "support"]
     strength: Annotated[int, msgspec.Meta(ge=0, le=4)]
     breached: bool
 
 
-class MfaEnrolled_(_Payload):
+class MfaEnrolled_(_Payload, frozen=True):
     method: MfaMethod
     #: Contains the TOTP secret: never log, store or emit it.
     otpauth_uri: str | None = None
@@ -93,24 +93,24 @@ class MfaEnrolled_(_Payload):
         return f"MfaEnrolled_(method={self.method!r}, otpauth_uri={'<redacted>' if self.otpauth_uri else None})"
 
 
-class MfaDisabled_(_Payload):
+class MfaDisabled_(_Payload, frozen=True):
     method: MfaMethod
     via: Literal["settings", "support", "admin"]
 
 
-class MfaChallenge_(_Payload):
+class MfaChallenge_(_Payload, frozen=True):
     method: MfaMethod
 
 
-class RecoveryCodeUsed_(_Payload):
+class RecoveryCodeUsed_(_Payload, frozen=True):
     remaining: NonNegative
 
 
-class ContactChanged_(_Payload):
+class ContactChanged_(_Payload, frozen=True):
     field: Literal["email", "phone"]
 
 
-class DepositInitiated_(_Payload):
+class DepositInitiated_(_Payload, frozen=True):
     tx_id: Id
     asset: Id
     amount: Money
@@ -118,14 +118,14 @@ class DepositInitiated_(_Payload):
     network: Id
 
 
-class DepositCredited_(_Payload):
+class DepositCredited_(_Payload, frozen=True):
     tx_id: Id
     asset: Id
     amount: Money
     amount_usd: Money
 
 
-class WithdrawalRequested_(_Payload):
+class WithdrawalRequested_(_Payload, frozen=True):
     tx_id: Id
     asset: Id
     amount: Money
@@ -136,7 +136,7 @@ class WithdrawalRequested_(_Payload):
     balance_usd_before: Money | None = None
 
 
-class WithdrawalCompleted_(_Payload):
+class WithdrawalCompleted_(_Payload, frozen=True):
     tx_id: Id
 
 
@@ -145,12 +145,12 @@ WithdrawalFailureReason = Literal[
 ]
 
 
-class WithdrawalFailed_(_Payload):
+class WithdrawalFailed_(_Payload, frozen=True):
     tx_id: Id
     reason: WithdrawalFailureReason
 
 
-class TransferSent_(_Payload):
+class TransferSent_(_Payload, frozen=True):
     tx_id: Id
     asset: Id
     amount: Money
@@ -159,13 +159,13 @@ class TransferSent_(_Payload):
     balance_usd_before: Money | None = None
 
 
-class AddressAdded_(_Payload):
+class AddressAdded_(_Payload, frozen=True):
     address: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
     asset: Id
     label: str | None = None
 
 
-class AccountSnapshot_(_Payload):
+class AccountSnapshot_(_Payload, frozen=True):
     balance_usd: Money
     mfa_methods: list[MfaMethod]
     email_verified: bool

@@ -32,7 +32,7 @@ class _Base(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     pass
 
 
-class CaseSettings(_Base):
+class CaseSettings(_Base, frozen=True):
     enabled: bool = True
     #: Resolution SLA per priority: ``<n>m``, ``<n>h``, ``<n>d`` or ``<n>bd`` (business days).
     sla: dict[str, str] = msgspec.field(default_factory=lambda: {"P1": "1h", "P2": "4h", "P3": "1bd", "P4": "3bd"})
@@ -52,7 +52,7 @@ class CaseSettings(_Base):
     escalate_on_breach: bool = True
 
 
-class NotMeSettings(_Base):
+class NotMeSettings(_Base, frozen=True):
     #: The page the wallet serves for "this wasn't me"; the token is appended as ``?t=``.
     base_url: str = "https://wallet.example/security/not-me"
     #: HMAC key for the links.  Empty: messages carry no "this wasn't me" link (warned at start).
@@ -60,7 +60,7 @@ class NotMeSettings(_Base):
     ttl_ms: int = 7 * DAY_MS
 
 
-class EmailSettings(_Base):
+class EmailSettings(_Base, frozen=True):
     host: str = ""
     port: int = 587
     #: Upgrade a plain connection with STARTTLS (port 587); ``ssl`` is implicit TLS (port 465).
@@ -78,7 +78,7 @@ class EmailSettings(_Base):
     timeout_s: float = 10.0
 
 
-class PushSettings(_Base):
+class PushSettings(_Base, frozen=True):
     """The wallet's SMS/push service: a JSON POST per message with an ``Idempotency-Key``."""
 
     url: str = ""
@@ -88,7 +88,7 @@ class PushSettings(_Base):
     timeout_s: float = 10.0
 
 
-class NotificationSettings(_Base):
+class NotificationSettings(_Base, frozen=True):
     enabled: bool = True
     #: Where user messages go (each message to each channel).  ``kafka`` is the
     #: ``kafka.topics.notifications`` topic; ``email`` and ``push`` need their sections.
@@ -120,7 +120,7 @@ class NotificationSettings(_Base):
     push: PushSettings = PushSettings()
 
 
-class AlertmanagerSettings(_Base):
+class AlertmanagerSettings(_Base, frozen=True):
     #: Base URL, e.g. ``http://alertmanager:9093``; empty: no Alertmanager sink.
     url: str = ""
     min_severity: Severity = "medium"
@@ -132,7 +132,7 @@ class AlertmanagerSettings(_Base):
     timeout_s: float = 5.0
 
 
-class WebhookSettings(_Base):
+class WebhookSettings(_Base, frozen=True):
     name: str
     url: str
     #: HMAC-SHA256 key for ``X-Secmon-Signature``; empty: unsigned (not recommended).
@@ -142,17 +142,17 @@ class WebhookSettings(_Base):
     timeout_s: float = 5.0
 
 
-class FeedSettings(_Base):
+class FeedSettings(_Base, frozen=True):
     alertmanager: AlertmanagerSettings = AlertmanagerSettings()
     webhooks: list[WebhookSettings] = []
 
 
-class JobSettings(_Base):
+class JobSettings(_Base, frozen=True):
     #: How often the periodic jobs run (SLA sweep, digests, Alertmanager re-sends).
     interval_ms: int = 15_000
 
 
-class AlertsSettings(_Base):
+class AlertsSettings(_Base, frozen=True):
     #: A policy YAML replacing the shipped ``secmon/alerts/policy.yaml``.
     policy: str | None = None
     #: Base URL of the console; alerts link to ``{console_url}/cases/<id>`` and ``/findings/<id>``.

@@ -27,7 +27,7 @@ class _Base(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     pass
 
 
-class OidcSettings(_Base):
+class OidcSettings(_Base, frozen=True):
     """Bearer JWTs from an identity provider, checked offline against a configured JWKS."""
 
     #: Empty: OIDC is off (API tokens only).
@@ -52,7 +52,7 @@ class OidcSettings(_Base):
         return bool(self.issuer)
 
 
-class SecretStoreSettings(_Base):
+class SecretStoreSettings(_Base, frozen=True):
     """Where the caller-verification TOTP secrets live (see :mod:`secmon.api.secrets`)."""
 
     #: ``file``: a JSON or YAML file mapping account id → base32 secret; ``none``: verification off.
@@ -60,7 +60,7 @@ class SecretStoreSettings(_Base):
     path: str = ""
 
 
-class VerificationSettings(_Base):
+class VerificationSettings(_Base, frozen=True):
     #: Attempts allowed per account within ``window_ms`` (successful ones count too).
     max_attempts: int = 5
     window_ms: int = 15 * MINUTE_MS
@@ -69,12 +69,12 @@ class VerificationSettings(_Base):
     secret_store: SecretStoreSettings = SecretStoreSettings()
 
 
-class RateLimit(_Base):
+class RateLimit(_Base, frozen=True):
     requests: int
     per_ms: int
 
 
-class ApiSettings(_Base):
+class ApiSettings(_Base, frozen=True):
     host: str = "127.0.0.1"
     #: 8080 matches the default ``alerts.console_url``, so links in alerts open the console.
     port: int = 8080

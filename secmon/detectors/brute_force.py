@@ -50,6 +50,7 @@ import msgspec
 from secmon.contract import (
     AccountLocked,
     AccountUnlocked,
+    Event,
     LoginFailed,
     LoginSucceeded,
     PasswordChanged,
@@ -202,7 +203,7 @@ class BruteForce(Detector[BruteForceConfig, LoginState]):
         super().__init__(config)
         self._counted = frozenset(config.counted_reasons)
         self._lockout = frozenset(config.lockout_reasons)
-        self._dispatch: dict[type, Callable[[Any, Context], None]] = {
+        self._dispatch: dict[type[Event], Callable[[Any, Context], None]] = {
             LoginFailed: self._failed,
             LoginSucceeded: self._succeeded,
             AccountLocked: self._locked,

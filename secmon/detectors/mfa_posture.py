@@ -26,6 +26,7 @@ from typing import Any
 
 from secmon.contract import (
     AccountSnapshot,
+    Event,
     MfaDisabled,
     MfaEnrolled,
     TransferSent,
@@ -103,7 +104,7 @@ class MfaPosture(Detector[MfaPostureConfig, PostureState]):
     def __init__(self, config: MfaPostureConfig) -> None:
         super().__init__(config)
         self._weak = frozenset(config.weak_methods)
-        self._dispatch: dict[type, Callable[[Any, Context], None]] = {
+        self._dispatch: dict[type[Event], Callable[[Any, Context], None]] = {
             AccountSnapshot: self._snapshot,
             MfaEnrolled: self._enrolled,
             MfaDisabled: self._disabled,

@@ -39,7 +39,7 @@ class StatePacker:
         self.ttls = [d.state.ttl_ms for d in detectors]
         # One value is a tuple with each detector's state or None, encoded and decoded in one
         # call each (a call per detector was most of the cost of a freeze and a thaw).
-        bundle = tuple[tuple(Optional[d.State] for d in detectors)]  # type: ignore[misc]  # noqa: UP045
+        bundle = tuple[tuple(Optional[d.State] for d in detectors)]  # type: ignore[misc,valid-type]  # noqa: UP045
         self._encode = msgspec.msgpack.Encoder().encode
         self._decode = msgspec.msgpack.Decoder(bundle).decode
 

@@ -592,11 +592,11 @@ class Task:
             n, unreadable = 0, []
             for key, blob in packed:
                 try:
-                    values = self.packer.unpack(blob)
+                    states = self.packer.unpack(blob)
                 except (msgspec.DecodeError, msgspec.ValidationError):
                     unreadable.append(key)
                     continue
-                for det, value in zip(self.detectors, values, strict=True):
+                for det, value in zip(self.detectors, states, strict=True):
                     if value is not None:
                         det.state.load(key, value)
                         n += 1

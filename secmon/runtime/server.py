@@ -24,8 +24,6 @@ class OpsServer:
         alive: Callable[[], bool],
         ready: Callable[[], bool],
     ) -> None:
-        outer = self
-
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
@@ -54,7 +52,7 @@ class OpsServer:
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="secmon-ops", daemon=True)
-        outer.host = host
+        self.host = host
 
     def start(self) -> OpsServer:
         self._thread.start()

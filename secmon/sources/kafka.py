@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, TypeAlias
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 #: What the worker consumes through: kafka-python's consumer, or its stand-in in a fetch process.
-GroupConsumer = KafkaConsumer | ProcessConsumer
+GroupConsumer: TypeAlias = KafkaConsumer | ProcessConsumer
 
 
 class TopologyError(RuntimeError):
