@@ -129,8 +129,10 @@ class EngineConfig(_Base, frozen=True):
     idle_timeout_ms: int = 10_000
     #: How often detector state is checkpointed with its offsets.
     checkpoint_interval_ms: int = 5_000
-    #: ...or sooner, once this many state keys changed: the loop waits while a checkpoint is
-    #: written (~5 µs a key), so this bounds that pause (and the latency it adds) under load.
+    #: ...or sooner, once the checkpoint would write this many state rows (an account task
+    #: writes one per changed account, a source task one per changed key): the loop waits
+    #: while a checkpoint is written (~5 µs a row), so this bounds that pause (and the
+    #: latency it adds) under load.
     checkpoint_max_changes: int = 10_000
     max_event_bytes: int = 64 * 1024
     #: An account idle this long (event time) has its detectors' state packed into one

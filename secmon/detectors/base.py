@@ -204,6 +204,10 @@ class KeyedState(Generic[S]):
         self._data[key] = value
         self._unordered = True
 
+    def pending_keys(self) -> set[str]:
+        """Keys changed or removed since the last drain (a new set)."""
+        return self._dirty | self._removed
+
     def drain_keys(self) -> set[str]:
         """Keys changed or removed since the last call (packed checkpoints: the task writes
         each of them as it now stands, hot or in the cold tier, or deletes it)."""

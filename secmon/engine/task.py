@@ -449,8 +449,20 @@ class Task:
 
     # -- checkpoints ---------------------------------------------------------------------
     def pending_changes(self) -> int:
-        """State rows the next checkpoint will write (or delete)."""
-        return sum(det.state.pending_changes() for det in self.detectors)
+        """An upper bound of the state rows the next checkpoint will write (or delete),
+        cheap to take: exact for a source task; a packed (account) task writes one row per
+        key however many of its detectors changed it, which :meth:`pending_rows` counts."""
+        return len(self._rewrite) + sum(det.state.pending_changes() for det in self.detectors)
+
+    def pending_rows(self) -> int:
+        """The state rows the next checkpoint will write (or delete), exactly (a set union
+        for a packed task: take :meth:`pending_changes` first where a bound will do)."""
+        if self.packer is None:
+            return self.pending_changes()
+        keys = set(self._rewrite)
+        for det in self.detectors:
+            keys |= det.state.pending_keys()
+        return len(keys)
 
     def changes(self) -> TaskChanges:
         """Drain what changed since the last call, ready to be written with the offsets."""

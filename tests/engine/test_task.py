@@ -333,3 +333,19 @@ def test_packed_rows_survive_a_detector_enabled_or_disabled() -> None:
     assert held(restored, again) == {"t_deposit": ["a"]} and again.meta.packed == ["t_deposit", "t_boom"]
     restored.advance_to(T0 + HOUR)
     assert [f.finding_id for f in out] == [_finding_id_for("tx-a")]
+
+
+def test_a_packed_task_counts_one_row_per_account_whatever_number_of_detectors_changed_it() -> None:
+    """The worker checkpoints early on rows to write (``engine.checkpoint_max_changes``): an
+    account task writes one packed row per account, so three detectors changing one account
+    are one row, and a deleted account is one row to delete."""
+    task = _task(DepositTimer(DetectorConfig()), Other(DetectorConfig()), out=[])
+    for account in ("a", "b"):
+        task.process(decoded(ev("deposit.initiated", account, T0, {"tx_id": f"tx-{account}"})))
+    assert task.pending_changes() == 4  # the cheap bound: per detector
+    assert task.pending_rows() == 2
+    task.changes()
+    assert task.pending_changes() == task.pending_rows() == 0
+    task.process(decoded(ev("deposit.credited", "a", T0 + MINUTE, {"tx_id": "tx-a"})))
+    assert task.pending_rows() == 1  # "a" deleted by both detectors: one row to delete
+    assert task.changes().removed == {PACKED: ["a"]}
