@@ -127,7 +127,7 @@ class KeyedState(Generic[S]):
     """
 
     __slots__ = (
-        "_data", "_dirty", "_removed", "_restamp_ms", "_unordered", "get", "state_type", "ttl_ms",
+        "_data", "_dirty", "_fresh", "_removed", "_restamp_ms", "_unordered", "get", "state_type", "ttl_ms",
     )  # fmt: skip
 
     def __init__(self, state_type: type[S], ttl_ms: int) -> None:
@@ -136,6 +136,10 @@ class KeyedState(Generic[S]):
         self._restamp_ms = ttl_ms // 64
         self._dirty: set[str] = set()
         self._removed: set[str] = set()
+        #: Keys created since the last drain: no checkpoint holds them, so deleting one
+        #: needs no row (sources where one failed login came and went between checkpoints
+        #: were half the source tasks' rows).
+        self._fresh: set[str] = set()
         self._unordered = False
         self._set_data({})
 
@@ -151,6 +155,8 @@ class KeyedState(Generic[S]):
             value.t = now_ms
             if key in data:
                 del data[key]  # re-inserted last: the dict stays in order of last use
+            elif key not in self._removed:  # (removed since the drain: a checkpoint holds it)
+                self._fresh.add(key)
         data[key] = value
         self._dirty.add(key)
 
@@ -159,7 +165,10 @@ class KeyedState(Generic[S]):
     def delete(self, key: str) -> None:
         if self._data.pop(key, None) is not None:
             self._dirty.discard(key)
-            self._removed.add(key)
+            if key in self._fresh:
+                self._fresh.remove(key)
+            else:
+                self._removed.add(key)
 
     def expire(self, watermark_ms: int) -> int:
         """Drop keys idle since before ``watermark_ms - ttl_ms``; returns how many."""
@@ -198,6 +207,7 @@ class KeyedState(Generic[S]):
         removed = self._removed
         self._dirty.clear()
         self._removed = set()
+        self._fresh.clear()
         return changed, removed
 
     def load(self, key: str, value: S) -> None:
@@ -214,6 +224,7 @@ class KeyedState(Generic[S]):
         keys = self._dirty | self._removed
         self._dirty = set()
         self._removed = set()
+        self._fresh.clear()
         return keys
 
     # -- the cold tier (engine only, see secmon.engine.cold) ----------------------------
