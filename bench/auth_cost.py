@@ -77,9 +77,11 @@ def run(
         process(event, "bench", i)
         if i % 4096 == 4095:
             account.end_batch()
+            account.forget_changes()  # as secmon replay does: no checkpoints
             if source is not None:
                 source.advance_to(account.stream_ms)
                 source.end_batch()
+                source.forget_changes()
     account.flush()
     if source is not None:
         source.advance_to(account.stream_ms)

@@ -8,8 +8,8 @@ task, then reports the RSS growth per account.  Prints one JSON object.
 
 Every 4,096 accounts (32,768 events) both tasks take a checkpoint (``Task.changes()``), as
 the live worker does every ``engine.checkpoint_interval_ms``: the keys touched since the
-last checkpoint are held only until then (``--no-checkpoints`` never drains them, as a
-replay does).  Accounts idle for ``engine.cold_after_ms`` (default 10 min of event time) go
+last checkpoint are held only until then (``--no-checkpoints`` never drains them; a
+replay forgets them at each batch end).  Accounts idle for ``engine.cold_after_ms`` (default 10 min of event time) go
 to the cold tier, as in the service, once the task holds more than
 ``engine.cold_above_accounts`` (default 10,000); ``--cold-after-ms 0`` keeps them all unpacked.
 """

@@ -104,9 +104,11 @@ def replay(
         if in_batch >= batch_size:
             in_batch = 0
             account_task.end_batch()
+            account_task.forget_changes()  # no checkpoints here
             if source_task is not None:
                 source_task.advance_to(account_task.stream_ms)
                 source_task.end_batch()
+                source_task.forget_changes()
             if bar is not None:
                 bar.update(batch_size)
     account_task.flush()

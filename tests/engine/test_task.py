@@ -349,3 +349,12 @@ def test_a_packed_task_counts_one_row_per_account_whatever_number_of_detectors_c
     task.process(decoded(ev("deposit.credited", "a", T0 + MINUTE, {"tx_id": "tx-a"})))
     assert task.pending_rows() == 1  # "a" deleted by both detectors: one row to delete
     assert task.changes().removed == {PACKED: ["a"]}
+
+
+def test_a_task_without_checkpoints_can_forget_what_changed() -> None:
+    """A replay keeps no record of changed keys (it would name every key ever touched)."""
+    task = _task(DepositTimer(DetectorConfig()), out=[])
+    task.process(decoded(ev("deposit.initiated", "a", T0, {"tx_id": "tx-a"})))
+    assert task.pending_rows() == 1
+    task.forget_changes()
+    assert task.pending_changes() == 0 and "a" in task.by_name["t_deposit"].state
