@@ -205,9 +205,7 @@ class KeyedState(Generic[S]):
         """Keys changed and keys removed since the last call."""
         changed = {k: self._data[k] for k in self._dirty if k in self._data}
         removed = self._removed
-        self._dirty.clear()
-        self._removed = set()
-        self._fresh.clear()
+        self.clear_changes()
         return changed, removed
 
     def load(self, key: str, value: S) -> None:
@@ -221,11 +219,15 @@ class KeyedState(Generic[S]):
     def drain_keys(self) -> set[str]:
         """Keys changed or removed since the last call (packed checkpoints: the task writes
         each of them as it now stands, hot or in the cold tier, or deletes it)."""
-        keys = self._dirty | self._removed
+        keys = self.pending_keys()
+        self.clear_changes()
+        return keys
+
+    def clear_changes(self) -> None:
+        """Forget what changed: a checkpoint took it, or none will (a replay)."""
         self._dirty = set()
         self._removed = set()
         self._fresh.clear()
-        return keys
 
     # -- the cold tier (engine only, see secmon.engine.cold) ----------------------------
     def mapping(self) -> dict[str, S]:

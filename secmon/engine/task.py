@@ -469,7 +469,7 @@ class Task:
         it would otherwise name every key the task ever touched (~400 B an account)."""
         self._rewrite = set()
         for det in self.detectors:
-            det.state.drain_keys()
+            det.state.clear_changes()
 
     def changes(self) -> TaskChanges:
         """Drain what changed since the last call, ready to be written with the offsets."""
