@@ -42,9 +42,10 @@ accounts, a few typos each and mostly successes yields no finding.
 **Bounded state, cheap events.**  A source is tracked from its first counted failure (a
 success at an untracked source costs three dict lookups and changes nothing).  Per source
 key: a dict of recently active accounts (pruned to the tracking window, capped at
-``max_accounts_tracked`` with the least recently active dropped) with five integers each, a
-running count of accounts that failed and never succeeded, a few capped lists and, only
-while a finding is open, a small slot struct.  Exact evaluation scans the dict, so it runs
+``max_accounts_tracked`` with the least recently active dropped) with one 32-byte int each
+(counts and times in seconds, packed: see ``_LAST_MASK``), a running count of accounts that
+failed and never succeeded, a few capped lists and, only while a finding is open, a small
+slot struct.  Exact evaluation scans the dict, so it runs
 only when the running counts make a finding possible, and at most once per
 ``eval_interval_ms`` — or ``spraying.eval_interval_ms`` at a level only spraying is reported at
 (the ASN): a spray unfolds over hours, and an ASN's dict is the largest to scan.
@@ -55,7 +56,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Iterable
 from functools import lru_cache
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import msgspec
 
@@ -73,18 +74,31 @@ from secmon.detectors.common import (
     update_due,
 )
 
-# Account entry layout: (failures, successes, first failure time, last activity time, cover bits).
-# A tuple, replaced on change: one allocation of 80 bytes where a list took two of 104.
-Entry = tuple[int, int, int, int, int]
-_F, _S, _FF, _L, _C = 0, 1, 2, 3, 4
+# An account's entry at a source is one int under 2**60 (a 32-byte object: two 30-bit digits),
+# replaced on change.  A tuple of five took 80 bytes and kept two timestamp ints alive besides
+# (~150 bytes an account at two levels).  Times are in seconds: windows are minutes to hours.
+#   bits  0-31  last activity, epoch seconds
+#   bits 32-48  seconds from the first failure to the last activity (capped: ~36 h); kept
+#               only until the account succeeds here: from then on it is not counted
+#   bits 49-50  cover bits (_COVER_STUFF, _COVER_SPRAY)
+#   bits 51-54  failures (capped at _FAILS_CAP)
+#   bits 55-56  successes (capped at 3), on top: ``e >= _ONE_OK`` is "succeeded here"
+_LAST_MASK: Final = (1 << 32) - 1
+_AGE_SHIFT, _AGE_CAP = 32, (1 << 17) - 1
+_COVER_SHIFT = 49
+_FAIL_SHIFT, _FAILS_CAP = 51, 15
+_OK_SHIFT, _OKS_CAP = 55, 3
+_ONE_FAIL: Final = 1 << _FAIL_SHIFT
+_ONE_OK: Final = 1 << _OK_SHIFT
+_OKS_FULL: Final = _OKS_CAP << _OK_SHIFT
 _COVER_STUFF, _COVER_SPRAY = 1, 2
 _LEVELS: Final = ("ip", "net", "asn")
 #: A state key's level from its first letter (``ip:``, ``net:``, ``asn:``).
 _LEVEL_OF: Final = {"i": "ip", "n": "net", "a": "asn"}
 _NEVER: Final = 2**62
 #: A success of an account already succeeding at a source is recorded again (its last
-#: activity moved on) only after this long: users log in many times a day from one place.
-_SUCCESS_REFRESH_MS: Final = 10 * MINUTE_MS
+#: activity moved on) only after this long (seconds): users log in many times a day from one place.
+_SUCCESS_REFRESH_S: Final = 10 * MINUTE_MS // 1000
 
 
 class _Options(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -185,6 +199,10 @@ class CredentialAttacksConfig(DetectorConfig, frozen=True, kw_only=True):
             ipaddress.ip_address(ip)
         if self.stuffing.min_accounts < 1 or self.spraying.min_accounts < 1:
             raise ValueError("min_accounts must be at least 1")
+        if max(self.stuffing.max_attempts_per_account, self.spraying.max_attempts_per_account) >= _FAILS_CAP:
+            raise ValueError(f"max_attempts_per_account must be below {_FAILS_CAP} (failures are counted up to it)")
+        if self.spraying.min_spread_ms > _AGE_CAP * 1000:
+            raise ValueError(f"spraying.min_spread_ms must be at most {_AGE_CAP * 1000}")
 
 
 class Slot(msgspec.Struct, array_like=True, gc=False):
@@ -200,8 +218,15 @@ class Slot(msgspec.Struct, array_like=True, gc=False):
     fresh: int = 0  # accounts newly attacked since the last revision
 
 
+if TYPE_CHECKING:
+    _Stored: TypeAlias = int
+else:  # checkpoints written before entries were ints hold (failures, successes, first failure
+    # ms, last activity ms, cover bits) tuples: read, then converted by SourceState.__post_init__
+    _Stored = int | tuple[int, int, int, int, int]
+
+
 class SourceState(KeyState, array_like=True):
-    acc: dict[str, Entry] = {}  # account → entry (see _F.._C)
+    acc: dict[str, _Stored] = {}  # account → entry (see _LAST_MASK.._ONE_OK)
     # Short bounded lists are tuples (common.pushed): most sources keep them empty or short.
     att: tuple[int, ...] = ()  # newest failure times (cap stuffing.min_attempts): cheap pre-check
     fo: int = 0  # accounts that failed and never succeeded (running; exact after a scan)
@@ -212,6 +237,11 @@ class SourceState(KeyState, array_like=True):
     st: Slot | None = None  # open credential_stuffing finding
     sp: Slot | None = None  # open password_spraying finding
     cmp: tuple[str, ...] = ()  # accounts already reported as compromised from here (cap 32)
+
+    def __post_init__(self) -> None:
+        acc = self.acc
+        if acc and not all(type(e) is int for e in acc.values()):
+            self.acc = {a: e if type(e) is int else _from_tuple(e) for a, e in acc.items()}
 
 
 @lru_cache(maxsize=65536)
@@ -311,6 +341,7 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
             s = get(key)
             if s is None:
                 continue
+            now = ts // 1000  # entries keep seconds
             if (s.st is not None and ts - s.st.last <= cw) or (s.sp is not None and ts - s.sp.last <= cw):
                 flagged = True
             acc = s.acc
@@ -321,16 +352,20 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
                     # accounts that failed there (typos).  An address or network learns from
                     # every succeeding account, but only while some account is failing there.
                     continue
-                acc[acct] = (0, 1, 0, ts, 0)
+                acc[acct] = _ONE_OK | now
                 if len(acc) > self._cap_hi:
                     _shrink(s, self.config.max_accounts_tracked)
-            elif e[_S] and ts - e[_L] < _SUCCESS_REFRESH_MS:
+            elif e >= _ONE_OK and now - (e & _LAST_MASK) < _SUCCESS_REFRESH_S:
                 continue  # a success on record, recent: another one changes nothing (no write)
             else:
-                fails, oks, first_fail, _, cover = e
-                if fails and not oks:
-                    s.fo -= 1
-                acc[acct] = (fails, oks + 1, first_fail, ts, cover)
+                if e < _ONE_OK:
+                    if e >= _ONE_FAIL:
+                        s.fo -= 1
+                    e += _ONE_OK
+                elif e < _OKS_FULL:
+                    e += _ONE_OK
+                # The time moves; the age goes (it counts only for accounts without a success).
+                acc[acct] = e >> _COVER_SHIFT << _COVER_SHIFT | now
                 if key[0] == "i" and not s.fo and len(acc) == 1 and _quiet(s, ts):
                     # A typo: the only account that failed at this address got in.  Nothing
                     # here can add up to an attack, and it is the commonest failure of all.
@@ -359,19 +394,27 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
         cover = 0
         first_wide = 1 if keys[0][0] == "i" else 0
         min_attempts, max_evidence = c.stuffing.min_attempts, c.max_evidence
+        now = ts // 1000
         for i, s in enumerate(states):
             acc = s.acc
             e = acc.get(acct)
-            fails, oks, first_fail, _, was_cover = (0, 0, 0, ts, 0) if e is None else e
-            if not fails:
-                first_fail = ts
-                if not oks:
+            if e is None or not (e >> _FAIL_SHIFT) & _FAILS_CAP:  # the account's first failure here
+                if e is None or e < _ONE_OK:
                     s.fo += 1
                     if s.st is not None:
                         s.st.fresh += 1
                     if s.sp is not None:
                         s.sp.fresh += 1
-            acc[acct] = (fails + 1, oks, first_fail, ts, was_cover | cover)
+                # age 0: the first failure is now; successes and cover bits are kept
+                entry = now | _ONE_FAIL | (0 if e is None else (e >> _COVER_SHIFT << _COVER_SHIFT))
+            else:  # the first failure is kept: the age grows by the step (an event earlier
+                # than the first failure makes that the first failure)
+                age = ((e >> _AGE_SHIFT) & _AGE_CAP) + now - (e & _LAST_MASK)
+                age = 0 if age < 0 else _AGE_CAP if age > _AGE_CAP else age
+                entry = e >> _COVER_SHIFT << _COVER_SHIFT | age << _AGE_SHIFT | now
+                if (e >> _FAIL_SHIFT) & _FAILS_CAP < _FAILS_CAP:
+                    entry += _ONE_FAIL
+            acc[acct] = entry | cover << _COVER_SHIFT
             if e is None and len(acc) > self._cap_hi:
                 _shrink(s, c.max_accounts_tracked)  # counts fo afresh, this account included
             s.att = pushed(s.att, ts, min_attempts)
@@ -451,39 +494,44 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
         c = self.config
         sp = c.spraying
         s = states[i]
-        horizon = ts - self._track_ms
-        st_h = ts - c.stuffing.window_ms
+        horizon = (ts - self._track_ms) // 1000  # entry times are in seconds
+        st_h = (ts - c.stuffing.window_ms) // 1000
         st_max = c.stuffing.max_attempts_per_account
-        spread, sp_lo, sp_hi = sp.min_spread_ms, sp.min_attempts_per_account, sp.max_attempts_per_account
+        sp_lo, sp_hi = sp.min_attempts_per_account, sp.max_attempts_per_account
         n_ok = n_ok_st = n_fail = n_st = att_st = covered = n_sp = n_br = expired = 0
-        # The hottest loop of the detector (up to max_accounts_tracked entries): entries are
-        # unpacked in the order of the _F.._C layout rather than indexed field by field.
-        for fails, oks, first_fail, last, cover in s.acc.values():
+        # The hottest loop of the detector (up to max_accounts_tracked entries): fields are
+        # tested in place where a mask will do, constants are locals.
+        last_mask, one_ok = _LAST_MASK, _ONE_OK
+        age_mask, spread = _AGE_CAP << _AGE_SHIFT, -(-sp.min_spread_ms // 1000) << _AGE_SHIFT
+        stuff_bit, cover_mask = _COVER_STUFF << _COVER_SHIFT, 3 << _COVER_SHIFT
+        for e in s.acc.values():
+            last = e & last_mask
             if last < horizon:
                 expired += 1
                 continue
-            if oks:
+            if e >= one_ok:
                 n_ok += 1
                 if last >= st_h:
                     n_ok_st += 1
                 continue
+            fails = e >> _FAIL_SHIFT  # no successes: the failures are the top field
             if not fails:
                 continue
             n_fail += 1
-            spread_out = last - first_fail >= spread
+            spread_out = e & age_mask >= spread
             if last >= st_h and not spread_out:
-                if cover & _COVER_STUFF:
+                if e & stuff_bit:
                     covered += 1
                 elif fails <= st_max:
                     n_st += 1
                     att_st += fails
-            if not cover and fails <= sp_hi:
+            if not e & cover_mask and fails <= sp_hi:
                 n_br += 1
                 if fails >= sp_lo and spread_out:
                     n_sp += 1
         if expired:  # dropped in place: cheaper than rebuilding a dict of up to 2,000 entries
             acc = s.acc
-            for k in [k for k, v in acc.items() if v[_L] < horizon]:
+            for k in [k for k, v in acc.items() if v & _LAST_MASK < horizon]:
                 del acc[k]
         s.fo = n_fail
         se = c.shared_egress
@@ -606,13 +654,13 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
 
     def _cover_wider(self, states: list[SourceState], i: int, bit: int) -> None:
         """Mark the accounts of a new finding at level ``i`` as covered in the wider levels."""
-        attacked = [a for a, e in states[i].acc.items() if e[_F] and not e[_S]]
+        attacked = [a for a, e in states[i].acc.items() if _ONE_FAIL <= e < _ONE_OK]
         for wider in states[i + 1:]:
             acc = wider.acc
             for a in attacked:
                 e = acc.get(a)
                 if e is not None:
-                    acc[a] = (e[_F], e[_S], e[_FF], e[_L], e[_C] | bit)
+                    acc[a] = e | bit << _COVER_SHIFT
 
     # -- compromise ----------------------------------------------------------------------
     def _check_compromise(self, keys: tuple[str, ...], states: list[SourceState | None], r: SourceRecord,
@@ -630,7 +678,7 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
             if slot is None:
                 continue
             e = s.acc.get(acct)
-            targeted = e is not None and e[_F] > 0 and e[_S] == 1
+            targeted = e is not None and (e >> _FAIL_SHIFT) & _FAILS_CAP > 0 and e >> _OK_SHIFT == 1
             ip_state = states[0] if keys[0].startswith("ip:") else None
             ip_attacking = ip_state is not None and (i == 0 or _attacking(ip_state))
             shared = s.shared_until > ts
@@ -670,8 +718,26 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
 
 def _shrink(s: SourceState, cap: int) -> None:
     """Keep the ``cap`` most recently active accounts of a source (run once per cap/4 new)."""
-    s.acc = dict(sorted(s.acc.items(), key=lambda kv: kv[1][_L])[-cap:])
-    s.fo = sum(1 for v in s.acc.values() if v[_F] and not v[_S])
+    s.acc = dict(sorted(s.acc.items(), key=lambda kv: kv[1] & _LAST_MASK)[-cap:])
+    s.fo = sum(1 for v in s.acc.values() if _ONE_FAIL <= v < _ONE_OK)
+
+
+def entry_fields(e: int) -> tuple[int, int, int, int, int]:
+    """An entry's (failures, successes, first failure, last activity, cover bits), times in
+    epoch seconds (the first failure is the last activity when there was none, or once the
+    account succeeded): for tests and for reading a state by hand."""
+    last = e & _LAST_MASK
+    return ((e >> _FAIL_SHIFT) & _FAILS_CAP, e >> _OK_SHIFT, last - ((e >> _AGE_SHIFT) & _AGE_CAP), last,
+            (e >> _COVER_SHIFT) & 3)
+
+
+def _from_tuple(e: Any) -> int:
+    """An entry as checkpoints before 2026-11-26 held it → the int layout."""
+    fails, oks, first_fail, last, cover = e
+    last_s = last // 1000
+    age = min(max(last_s - first_fail // 1000, 0), _AGE_CAP) if fails else 0
+    return (min(oks, _OKS_CAP) << _OK_SHIFT | min(fails, _FAILS_CAP) << _FAIL_SHIFT | (cover & 3) << _COVER_SHIFT
+            | age << _AGE_SHIFT | last_s)
 
 
 def _quiet(s: SourceState, ts: int) -> bool:
@@ -683,7 +749,7 @@ def _attacking(ip_state: SourceState) -> bool:
     """An IP takes part in an attack when it failed on several accounts that never succeeded."""
     n = 0
     for e in ip_state.acc.values():
-        if e[_F] and not e[_S]:
+        if _ONE_FAIL <= e < _ONE_OK:
             n += 1
             if n >= 3:
                 return True

@@ -8,11 +8,12 @@ import random
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from secmon.cli import main
 from secmon.config import ConfigError
-from secmon.detectors.credential_attacks import CredentialAttacks
+from secmon.detectors.credential_attacks import CredentialAttacks, SourceState, entry_fields
 from secmon.detectors.registry import resolve
 from secmon.engine.pipeline import Pipeline
 from tests.helpers.detectors import run_events, specs
@@ -212,6 +213,34 @@ def test_tracked_accounts_per_source_are_capped() -> None:
     sizes = [len(s.acc) for _, s in det.state.items()]
     assert sizes and max(sizes) <= 62
     assert result.latest("credential_stuffing")
+
+
+def test_an_account_entry_keeps_counts_times_and_cover_in_one_int() -> None:
+    ip = "203.0.113.9"
+    events = [fail("alice", T0 + i * 10 * MINUTE, ip) for i in range(20)]
+    events += [fail(f"other{i}", T0 + i * SECOND, ip) for i in range(3)]
+    det = run(events).source_task.by_name["credential_attacks"]  # type: ignore[union-attr]
+    entry = det.state.get(f"ip:{ip}").acc["alice"]
+    assert type(entry) is int and entry < 2**60  # two 30-bit digits: a 32-byte int
+    # failures counted up to 15 (thresholds must stay below), times in seconds
+    assert entry_fields(entry) == (15, 0, T0 // 1000, (T0 + 190 * MINUTE) // 1000, 0)
+    det = run([*events, ok("alice", T0 + 200 * MINUTE, ip)]).source_task.by_name["credential_attacks"]  # type: ignore[union-attr]
+    last = (T0 + 200 * MINUTE) // 1000
+    assert entry_fields(det.state.get(f"ip:{ip}").acc["alice"]) == (15, 1, last, last, 0)  # a user: no age kept
+    with pytest.raises(ConfigError):
+        resolve({"credential_attacks": {"spraying": {"max_attempts_per_account": 15}}})
+
+
+def test_a_source_state_checkpointed_with_tuple_entries_is_read_as_ints() -> None:
+    """Checkpoints before 2026-11-26 held (failures, successes, first failure ms, last ms,
+    cover) tuples: a restart after the upgrade keeps the sources' state."""
+    legacy = msgspec.msgpack.encode([T0, {"a": (2, 0, T0, T0 + 30 * MINUTE, 1), "b": (0, 1, 0, T0 + 5 * SECOND, 0)}, [T0], 1])
+    state = msgspec.msgpack.Decoder(SourceState).decode(legacy)
+    assert entry_fields(state.acc["a"]) == (2, 0, T0 // 1000, (T0 + 30 * MINUTE) // 1000, 1)
+    assert entry_fields(state.acc["b"])[:2] == (0, 1) and state.acc["b"] & (2**32 - 1) == (T0 + 5 * SECOND) // 1000
+    assert state.fo == 1 and state.att == (T0,)
+    again = msgspec.msgpack.Decoder(SourceState).decode(msgspec.msgpack.encode(state))
+    assert again.acc == state.acc  # written back as ints
 
 
 def test_bad_allowlist_entries_fail_at_start_up() -> None:
