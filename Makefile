@@ -28,7 +28,7 @@ test: install system-deps
 
 lint: install
 	$(BIN)/ruff check secmon tests bench
-	$(BIN)/mypy secmon bench
+	$(BIN)/mypy secmon bench tests
 
 bench: install
 	$(BIN)/pip install -q -e '.[bench]'

@@ -7,7 +7,15 @@ import json
 
 import pytest
 
-from secmon.contract import BAD_RECORD_REASONS, EVENT_TYPES, BadRecord, EventDecoder, iso_ms, parse_ts_ms
+from secmon.contract import (
+    BAD_RECORD_REASONS,
+    EVENT_TYPES,
+    BadRecord,
+    EventDecoder,
+    MfaEnrolled,
+    iso_ms,
+    parse_ts_ms,
+)
 from secmon.contract import _valid_ip as valid_ip
 from tests.conftest import CONTRACT_EXAMPLES
 from tests.helpers.events import T0, ev
@@ -69,6 +77,7 @@ def test_secret_never_shows_in_repr() -> None:
     """An otpauth URI in an enrolment is redacted from repr (logs, tracebacks)."""
     uri = "otpauth://totp/Wallet:a?secret=JBSWY3DPEHPK3PXP&issuer=Wallet"
     event = EventDecoder().decode(json.dumps(ev("mfa.enrolled", "a", T0, {"otpauth_uri": uri})).encode())
+    assert isinstance(event, MfaEnrolled)
     assert event.payload.otpauth_uri == uri
     assert "JBSWY3DPEHPK3PXP" not in repr(event)
 

@@ -64,7 +64,8 @@ def test_item_failures_back_off_and_are_dead_lettered_after_max_attempts(engine:
     sink = Scripted("c", lambda i: Retry("HTTP 500") if i.dedup_key == "bad" else DELIVERED)
     d = dispatcher(engine, [sink], clock, metrics, max_attempts=3, base_backoff_ms=1000)
     put(engine, "c", ["ok", "bad", "gone"])
-    sink.answer = lambda i: {"bad": Retry("HTTP 500"), "gone": Failed("HTTP 400")}.get(i.dedup_key, DELIVERED)
+    outcomes: dict[str, Outcome] = {"bad": Retry("HTTP 500"), "gone": Failed("HTTP 400")}
+    sink.answer = lambda i: outcomes.get(i.dedup_key, DELIVERED)
     assert d.run_once() == 1
     assert state(engine, "c") == [("ok", "sent", 0), ("bad", "pending", 1), ("gone", "dead", 1)]
     assert d.run_once() == 0 and sink.seen.count("bad") == 1  # backing off
@@ -104,9 +105,12 @@ def test_a_peer_outage_pauses_the_channel_without_using_up_attempts(engine: Engi
 def test_retry_after_from_the_peer_sets_the_pause(engine: Engine) -> None:
     clock = Clock()
     calls = []
-    sink = Scripted(
-        "c", lambda i: calls.append(1) or (Retry("429", 30_000, peer_down=True) if len(calls) == 1 else DELIVERED)
-    )
+
+    def answer(_item: OutboxItem) -> Outcome:
+        calls.append(1)
+        return Retry("429", 30_000, peer_down=True) if len(calls) == 1 else DELIVERED
+
+    sink = Scripted("c", answer)
     d = dispatcher(engine, [sink], clock)
     put(engine, "c", ["a"])
     d.run_once()

@@ -26,7 +26,12 @@ def test_run_once_isolates_failures_and_wakes_on_work() -> None:
 
 def test_thread_runs_jobs_until_stopped() -> None:
     ran = threading.Event()
-    runner = JobRunner([Job("tick", lambda now: ran.set() or 0)], interval_ms=20).start()
+
+    def tick(now: int) -> int:
+        ran.set()
+        return 0
+
+    runner = JobRunner([Job("tick", tick)], interval_ms=20).start()
     try:
         assert ran.wait(2)
     finally:

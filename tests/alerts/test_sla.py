@@ -13,7 +13,7 @@ from secmon.config import ConfigError
 
 
 def ms(*args: int, tz: ZoneInfo | None = None) -> int:
-    return int(datetime(*args, tzinfo=tz or UTC).timestamp() * 1000)  # type: ignore[misc]
+    return int(datetime(*args, tzinfo=tz or UTC).timestamp() * 1000)  # type: ignore[misc, arg-type]
 
 
 def policy(**options: object) -> SlaPolicy:

@@ -20,7 +20,7 @@ def test_migration_matches_the_declared_tables_and_downgrades(engine: Engine) ->
         assert {c["name"] for c in insp.get_columns(table.name)} == {c.name for c in table.columns}, table.name
         pk = set(insp.get_pk_constraint(table.name)["constrained_columns"])
         assert pk == {c.name for c in table.primary_key.columns}, table.name
-    uniques = {tuple(u["column_names"]) for u in insp.get_unique_constraints("support_case")}
+    uniques: set[tuple[str | None, ...]] = {tuple(u["column_names"]) for u in insp.get_unique_constraints("support_case")}
     uniques |= {tuple(i["column_names"]) for i in insp.get_indexes("support_case") if i["unique"]}
     assert ("open_key",) in uniques  # one active case per problem is enforced by the database
     cfg = AlembicConfig()

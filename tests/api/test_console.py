@@ -16,7 +16,7 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 def login(world: World, role: str, client: TestClient | None = None) -> TestClient:
     c = client or world.client
     page = c.get("/login")
-    r = c.post("/login", data={"token": world.tokens[role], "csrf": CSRF.search(page.text).group(1), "next": "/"},
+    r = c.post("/login", data={"token": world.tokens[role], "csrf": csrf_of(page.text), "next": "/"},
                follow_redirects=False)  # fmt: skip
     assert r.status_code == 303, r.text
     cookie = r.headers["set-cookie"]

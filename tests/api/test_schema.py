@@ -39,7 +39,8 @@ def fuzz_world(request: pytest.FixtureRequest, tmp_path: Path, oidc: Oidc) -> It
 def test_no_generated_input_makes_the_api_fail(fuzz_world: World) -> None:
     schema = schemathesis.openapi.from_asgi("/openapi.json", fuzz_world.app)
     headers = fuzz_world.auth("admin")
-    operations = [result.ok() for result in schema.get_all_operations()]
+    # an operation the schema cannot express is an Err, which has no ok(): the test fails on it
+    operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
     assert len(operations) >= 17
     seen: list[str] = []
     for operation in operations:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from secmon.detectors.account_takeover import AccountTakeover, AccountTakeoverConfig
 from secmon.detectors.registry import DetectorSpec
 from tests.helpers.events import DAY, HOUR, MINUTE, T0, ev, geo, replay_findings
 
-HOME = {"device_id": "d-home", "geo": geo("DE")}
-EVIL = {"device_id": "d-evil", "geo": geo("NG")}
+HOME: dict[str, Any] = {"device_id": "d-home", "geo": geo("DE")}
+EVIL: dict[str, Any] = {"device_id": "d-evil", "geo": geo("NG")}
 
 
 def spec(**options: object) -> DetectorSpec:

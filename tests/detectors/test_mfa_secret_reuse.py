@@ -12,7 +12,7 @@ import pytest
 from secmon.config import ConfigError
 from secmon.contract import encode_finding
 from secmon.detectors.base import SourceRecord
-from secmon.detectors.mfa_secret_reuse import MfaSecretReuse
+from secmon.detectors.mfa_secret_reuse import MfaSecretReuse, MfaSecretReuseConfig
 from secmon.detectors.registry import resolve
 from secmon.engine.pipeline import Pipeline
 from tests.helpers.detectors import run_events, specs
@@ -109,6 +109,7 @@ def test_the_hash_key_can_come_from_the_environment(monkeypatch: pytest.MonkeyPa
     path.write_text("detectors:\n  mfa_secret_reuse:\n    hash_key: ${SECMON_MFA_HASH_KEY}\n")
     config = load_config(path)
     spec = next(s for s in resolve(config.detectors) if s.name == "mfa_secret_reuse")
+    assert isinstance(spec.config, MfaSecretReuseConfig)
     assert spec.config.hash_key.reveal() == "k-from-env"
     assert "k-from-env" not in repr(spec.config) and redacted(spec.config)["hash_key"] == "***"
 

@@ -256,7 +256,9 @@ def test_source_task_release_order() -> None:
     restored.restore(task.meta(), [])
     restored.process_record(SourceRecord(key="", event_type=WATERMARK, event_id="", account_id="", ts=T0 + 50,
                                          origin="account-1"))
-    assert restored.detectors[0].seen == ["c", "d"]  # held records survive a checkpoint
+    restored_source = restored.detectors[0]
+    assert isinstance(restored_source, PerSource)
+    assert restored_source.seen == ["c", "d"]  # held records survive a checkpoint
 
 
 def _checkpoint_of_a_pending_deposit() -> tuple[Any, list[tuple[str, str, bytes]]]:

@@ -206,7 +206,7 @@ def test_input_records_arrive_decoded_as_the_worker_would_decode_them(broker: st
             assert (rec.rejected.reason, rec.rejected.detail, rec.rejected.event_id) == (
                 bad.reason, bad.detail, bad.event_id)  # fmt: skip
             continue
-        assert rec.rejected is None and rec.value is None
+        assert rec.rejected is None and rec.value is None and rec.event is not None
         event = EventDecoder.adopt(rec.event)
         assert type(event) is type(expected) and event == expected and event.ts == expected.ts
     assert [r.rejected.reason for r in fetched if r.rejected] == ["not_json", "unknown_event_type", "bad_ip", "oversize"]
@@ -263,7 +263,8 @@ def test_the_child_decodes_while_the_worker_is_the_slower_side(broker: str) -> N
     assert len(decoded) >= 40
     decoder = EventDecoder()
     for rec in decoded:
-        assert rec.value is None and EventDecoder.adopt(rec.event) == decoder.decode(raw[rec.offset])
+        assert rec.value is None and rec.event is not None
+        assert EventDecoder.adopt(rec.event) == decoder.decode(raw[rec.offset])
     for rec in busy + idle:
         if rec.event is None:
             assert rec.rejected is None and rec.value == raw[rec.offset]
