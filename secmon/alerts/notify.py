@@ -66,6 +66,7 @@ _SENT_TO_ACCOUNT = (
     .select_from(user_notification)
     .where(_n.account_id == bindparam("account_id"), _n.status == "sent", _n.created_ms > bindparam("since"))
 )
+_DECIDED = select(_n.id).where(_n.dedup_key == bindparam("dedup_key")).limit(1)
 _LATEST_CASE_OF_FINDING = (
     select(case_finding.c.case_id)
     .join(support_case, support_case.c.id == case_finding.c.case_id)
@@ -178,10 +179,14 @@ class Notifier:
                                       values=values, dedup_key=f"case:{ch.case_id}:resolved:{account}:{f.finding_id}",
                                       finding=f, case_id=ch.case_id, now_ms=now_ms)  # fmt: skip
         if rule.notify and f.account_id is not None and f.status != "resolved":
-            case_id = self._case_of(conn, f.finding_id)
-            sent += self.send(conn, account_id=f.account_id, names=(rule.notify,), values=values,
-                              dedup_key=f"notice:{f.finding_id}:{rule.notify}", finding=f, case_id=case_id,
-                              not_me=rule.not_me, now_ms=now_ms)  # fmt: skip
+            dedup_key = f"notice:{f.finding_id}:{rule.notify}"
+            # One notice per finding: a later revision (more evidence, a higher severity) finds
+            # it decided, in one lookup instead of the case, locale and budget queries first.
+            if f.revision == 0 or not self._decided(conn, dedup_key):
+                case_id = self._case_of(conn, f.finding_id)
+                sent += self.send(conn, account_id=f.account_id, names=(rule.notify,), values=values,
+                                  dedup_key=dedup_key, finding=f, case_id=case_id, not_me=rule.not_me,
+                                  now_ms=now_ms)  # fmt: skip
         return sent
 
     def acknowledge_not_me(self, conn: Connection, account_id: str, case_id: int, token_id: str, now_ms: int) -> int:
@@ -283,6 +288,11 @@ class Notifier:
             return False
         today = conn.execute(_SENT_TO_ACCOUNT, {"account_id": account_id, "since": now_ms - DAY_MS}).scalar_one()
         return bool(today >= s.daily_limit)
+
+    @staticmethod
+    def _decided(conn: Connection, dedup_key: str) -> bool:
+        """Whether the message ``dedup_key`` was sent or held already (rows stay decided)."""
+        return conn.execute(_DECIDED, {"dedup_key": dedup_key[:256]}).first() is not None
 
     @staticmethod
     def _case_of(conn: Connection, finding_id: str) -> int | None:

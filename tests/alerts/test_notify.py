@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 
 from secmon.alerts.tables import not_me_token, support_case, user_notification
 from secmon.contract import Subject
@@ -202,3 +202,23 @@ def test_account_less_findings_and_disabled_notifications_send_nothing(engine: E
     quiet = layer_for(engine, config(notifications={"enabled": False}))
     committer(engine, quiet).commit([finding("weak_password", "x", severity="low")], [], None, NOW)
     assert messages(engine) == []
+
+
+def test_a_later_revision_of_a_noticed_finding_sends_nothing_after_one_lookup(engine: Engine) -> None:
+    """One notice per finding; a revision (escalated, more evidence) finds it decided by its
+    key alone, without the case, locale and budget queries a first notice needs."""
+    c = committer(engine, layer_for(engine))
+    c.commit([finding("impossible_travel", "u1", severity="low", explanation=TRAVEL)], [], None, NOW)
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        c.commit([finding("impossible_travel", "u1", severity="high", revision=1, explanation=TRAVEL)],
+                 [], None, NOW + MINUTE)  # fmt: skip
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert len(messages(engine)) == 1
+    assert len([s for s in statements if "user_notification" in s]) == 1
