@@ -45,15 +45,26 @@ class TimeMerger:
         self.max_idle_ms = max_idle_ms
         self.skew_ms = skew_ms
         self.quiet_ms = quiet_ms
-        self.buffers: dict[str, deque[tuple[int, int, Any]]] = {i: deque() for i in self.inputs}
+        #: per input, its entries ``(ts, label, offset, item)``, released as they are (no tuple
+        #: built per event on the way out); the label is the input's name unless the caller
+        #: pushed another (the worker: its task's origin, ``topic/partition``)
+        self.buffers: dict[str, deque[tuple[int, str, int, Any]]] = {i: deque() for i in self.inputs}
         self._waiting_since: int | None = None
         self._last_ts: dict[str, int] = {}
         self._quiet_since: dict[str, int] = {}
 
     def push(self, source: str, ts: int, offset: int, item: Any) -> None:
-        self.buffers[source].append((ts, offset, item))
+        self.buffers[source].append((ts, source, offset, item))
         self._last_ts[source] = ts
         self._quiet_since.pop(source, None)
+
+    def push_many(self, source: str, entries: list[tuple[int, str, int, Any]]) -> None:
+        """What :meth:`push` does for each entry ``(ts, label, offset, item)`` of a fetched
+        batch of input ``source``."""
+        if entries:
+            self.buffers[source].extend(entries)
+            self._last_ts[source] = entries[-1][0]
+            self._quiet_since.pop(source, None)
 
     def __len__(self) -> int:
         return sum(len(b) for b in self.buffers.values())
@@ -61,22 +72,22 @@ class TimeMerger:
     def head_offset(self, source: str) -> int | None:
         """Offset of the oldest buffered (unreleased) record of an input."""
         buf = self.buffers[source]
-        return buf[0][1] if buf else None
+        return buf[0][2] if buf else None
 
     def clear(self) -> None:
         for buf in self.buffers.values():
             buf.clear()
         self._waiting_since = None
 
-    def pop_ready(self, now_ms: int, state: Callable[[str], InputState]) -> list[tuple[str, int, Any]]:
-        """Remove and return ``(input, offset, item)`` for every buffered event whose place in
-        timestamp order is certain, in that order (ties: input order, then offset).
+    def pop_ready(self, now_ms: int, state: Callable[[str], InputState]) -> list[tuple[int, str, int, Any]]:
+        """Remove and return ``(ts, label, offset, item)`` for every buffered event whose place
+        in timestamp order is certain, in that order (ties: input order, then offset).
 
         Works in bounds rather than event by event: everything up to the earliest *last*
         buffered timestamp of the inputs that hold data can go, unless an empty input holds
         the bound lower (see the module docstring); repeat until nothing more can go.
         """
-        out: list[tuple[str, int, Any]] = []
+        out: list[tuple[int, str, int, Any]] = []
         buffers = self.buffers
         while True:
             bound = _NO_BOUND
@@ -112,11 +123,10 @@ class TimeMerger:
             else:
                 self._waiting_since = None
             released: list[tuple[int, str, int, Any]] = []
-            for name, buf in buffers.items():
+            for buf in buffers.values():
                 while buf and buf[0][0] <= bound:
-                    ts, offset, item = buf.popleft()
-                    released.append((ts, name, offset, item))
+                    released.append(buf.popleft())
             if not released:
                 return out
             released.sort(key=_by_time)  # stable: equal times keep input, then offset, order
-            out.extend((name, offset, item) for _, name, offset, item in released)
+            out += released

@@ -207,18 +207,21 @@ class Worker:
             merger = rt.merger
             assert merger is not None
             counts: dict[str, int] = {}
+            topic, origin = tp.topic, rt.origin(tp.topic)
+            entries = []
             for rec in records:
                 try:
                     event = decode(rec)
                 except BadRecord as bad:
                     self._dead_letter(rec, bad.reason, bad.detail, bad.event_id)
                     continue
-                merger.push(tp.topic, event.ts, rec.offset, event)
+                entries.append((event.ts, origin, rec.offset, event))
                 et = event.event_type
                 counts[et] = counts.get(et, 0) + 1  # type: ignore[index]
                 if et == "account.snapshot":
                     snapshots.append(event)
-            rt.fetched[tp.topic] = records[-1].offset + 1
+            merger.push_many(topic, entries)
+            rt.fetched[topic] = records[-1].offset + 1
             for et, n in counts.items():
                 consumed.labels(tp.topic, et).inc(n)
             self._sample_record_times(records)
@@ -232,8 +235,8 @@ class Worker:
             task = rt.task
             process = task.process
             input_state = self._input_state_fn(rt)
-            for topic, offset, event in merger.pop_ready(now, input_state):
-                process(event, rt.origin(topic), offset)
+            for _, origin, offset, event in merger.pop_ready(now, input_state):
+                process(event, origin, offset)
                 rt.touched = True
             rt.idle_base_stream = task.stream_ms
         for rt in (*self.account.values(), *self.source.values()):
