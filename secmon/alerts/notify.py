@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, case, func, select, update
 
 from secmon.alerts.cases import CaseChange
 from secmon.alerts.not_me import NotMeLinks
@@ -51,21 +51,17 @@ _COUNT_KEYS = ("failures", "failed_challenges", "lockouts", "failed_attempts", "
 
 _n = user_notification.c
 # Statements of the per-finding path, built once: building one costs more than running it.
-_SENT_OF_TEMPLATE = (
-    select(func.count())
-    .select_from(user_notification)
-    .where(
-        _n.account_id == bindparam("account_id"),
-        _n.template == bindparam("template"),
-        _n.status == "sent",
-        _n.created_ms > bindparam("since"),
+#: Messages sent to an account: of one template within the per-kind window, and in all within
+#: the day (one statement for both budgets; ``since`` is the earlier of the two starts).
+_SENT_COUNTS = (
+    select(
+        func.coalesce(func.sum(case(
+            (and_(_n.template == bindparam("template"), _n.created_ms > bindparam("since_kind")), 1), else_=0)), 0),
+        func.coalesce(func.sum(case((_n.created_ms > bindparam("since_day"), 1), else_=0)), 0),
     )
-)
-_SENT_TO_ACCOUNT = (
-    select(func.count())
     .select_from(user_notification)
     .where(_n.account_id == bindparam("account_id"), _n.status == "sent", _n.created_ms > bindparam("since"))
-)
+)  # fmt: skip
 _DECIDED = select(_n.id).where(_n.dedup_key == bindparam("dedup_key")).limit(1)
 _LATEST_CASE_OF_FINDING = (
     select(case_finding.c.case_id)
@@ -279,14 +275,15 @@ class Notifier:
 
     def _over_budget(self, conn: Connection, account_id: str, template: str, severity: str | None, now_ms: int) -> bool:
         s = self.settings
-        same = conn.execute(
-            _SENT_OF_TEMPLATE, {"account_id": account_id, "template": template, "since": now_ms - s.per_kind_window_ms}
-        ).scalar_one()
+        since_kind, since_day = now_ms - s.per_kind_window_ms, now_ms - DAY_MS
+        same, today = conn.execute(_SENT_COUNTS, {
+            "account_id": account_id, "template": template, "since_kind": since_kind, "since_day": since_day,
+            "since": min(since_kind, since_day),
+        }).one()  # fmt: skip
         if same >= s.per_kind_limit:
             return True
         if severity in self.bypass:
             return False
-        today = conn.execute(_SENT_TO_ACCOUNT, {"account_id": account_id, "since": now_ms - DAY_MS}).scalar_one()
         return bool(today >= s.daily_limit)
 
     @staticmethod
