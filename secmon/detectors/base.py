@@ -198,7 +198,7 @@ class KeyedState(Generic[S]):
 
     # -- checkpointing (engine only) -------------------------------------------------
     def pending_changes(self) -> int:
-        """Keys changed or removed since the last :meth:`drain_changes` or :meth:`drain_keys`."""
+        """Keys changed or removed since the last :meth:`drain_changes` or :meth:`clear_changes`."""
         return len(self._dirty) + len(self._removed)
 
     def drain_changes(self) -> tuple[dict[str, S], set[str]]:
@@ -213,15 +213,9 @@ class KeyedState(Generic[S]):
         self._unordered = True
 
     def pending_keys(self) -> set[str]:
-        """Keys changed or removed since the last drain (a new set)."""
+        """Keys changed or removed since the last drain (a new set; packed checkpoints: the
+        task writes each of them as it now stands, hot or in the cold tier, or deletes it)."""
         return self._dirty | self._removed
-
-    def drain_keys(self) -> set[str]:
-        """Keys changed or removed since the last call (packed checkpoints: the task writes
-        each of them as it now stands, hot or in the cold tier, or deletes it)."""
-        keys = self.pending_keys()
-        self.clear_changes()
-        return keys
 
     def clear_changes(self) -> None:
         """Forget what changed: a checkpoint took it, or none will (a replay)."""

@@ -398,7 +398,8 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
         for i, s in enumerate(states):
             acc = s.acc
             e = acc.get(acct)
-            if e is None or not (e >> _FAIL_SHIFT) & _FAILS_CAP:  # the account's first failure here
+            fails = 0 if e is None else (e >> _FAIL_SHIFT) & _FAILS_CAP
+            if e is None or not fails:  # the account's first failure here
                 if e is None or e < _ONE_OK:
                     s.fo += 1
                     if s.st is not None:
@@ -412,7 +413,7 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
                 age = ((e >> _AGE_SHIFT) & _AGE_CAP) + now - (e & _LAST_MASK)
                 age = 0 if age < 0 else _AGE_CAP if age > _AGE_CAP else age
                 entry = e >> _COVER_SHIFT << _COVER_SHIFT | age << _AGE_SHIFT | now
-                if (e >> _FAIL_SHIFT) & _FAILS_CAP < _FAILS_CAP:
+                if fails < _FAILS_CAP:
                     entry += _ONE_FAIL
             acc[acct] = entry | cover << _COVER_SHIFT
             if e is None and len(acc) > self._cap_hi:

@@ -54,9 +54,7 @@ class TimeMerger:
         self._quiet_since: dict[str, int] = {}
 
     def push(self, source: str, ts: int, offset: int, item: Any) -> None:
-        self.buffers[source].append((ts, source, offset, item))
-        self._last_ts[source] = ts
-        self._quiet_since.pop(source, None)
+        self.push_many(source, [(ts, source, offset, item)])
 
     def push_many(self, source: str, entries: list[tuple[int, str, int, Any]]) -> None:
         """What :meth:`push` does for each entry ``(ts, label, offset, item)`` of a fetched

@@ -459,10 +459,14 @@ class Task:
         for a packed task: take :meth:`pending_changes` first where a bound will do)."""
         if self.packer is None:
             return self.pending_changes()
+        return len(self._changed_keys())
+
+    def _changed_keys(self) -> set[str]:
+        """Keys to write (or delete) at the next checkpoint, for any detector (a new set)."""
         keys = set(self._rewrite)
         for det in self.detectors:
             keys |= det.state.pending_keys()
-        return len(keys)
+        return keys
 
     def forget_changes(self) -> None:
         """Drop the record of what changed, for a task no checkpoint will drain (a replay):
@@ -490,10 +494,8 @@ class Task:
         """Every key any detector changed, as it now stands across all detectors: packed
         (the cold tier's value as it is, when the key is frozen), or deleted if none holds it."""
         assert self.packer is not None
-        keys = self._rewrite
-        self._rewrite = set()
-        for det in self.detectors:
-            keys |= det.state.drain_keys()
+        keys = self._changed_keys()
+        self.forget_changes()
         out.purge_unpacked, self._purge_unpacked = self._purge_unpacked, False
         if not keys:
             return
