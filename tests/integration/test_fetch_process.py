@@ -111,6 +111,29 @@ def test_seek_drops_what_was_read_ahead(broker: str) -> None:
     assert consumer._process.returncode == 0
 
 
+def test_pause_and_resume_take_effect_and_a_bad_partition_is_not_fatal(broker: str) -> None:
+    topic = _topic(broker, 2, 40)
+    consumer = ProcessConsumer(_options(broker, f"g-{topic}", max_poll_records=5))
+    paused, other = TopicPartition(topic, 0), TopicPartition(topic, 1)
+    try:
+        consumer.subscribe([topic], Recorder())
+        _poll_until(consumer, 1)
+        consumer.pause(paused, TopicPartition(topic, 7))  # no such partition: the child logs it
+        before = consumer.position(paused)
+        time.sleep(0.5)  # batches read ahead before the pause may still come
+        got = _poll_until(consumer, 40, timeout_s=5)
+        late = [r.offset for r in got if r.partition == 0]
+        assert consumer.position(other) == 20  # the other partition went on to its end
+        assert consumer.position(paused) < 20  # this one stopped: at most the read-ahead came
+        assert late == list(range(before, consumer.position(paused)))
+        consumer.resume(paused)
+        rest = _poll_until(consumer, 20 - consumer.position(paused))
+        assert [r.offset for r in rest] == list(range(before + len(late), 20))
+        assert consumer.position(paused) == 20
+    finally:
+        consumer.close()
+
+
 def test_rebalance_runs_the_listener_in_the_worker_with_commits_inside(broker: str) -> None:
     topic = _topic(broker, 2, 20)
     group = f"g-{topic}"
