@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, Row, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, func, insert, or_, select, update
 
 from secmon.alerts.policy import CATEGORIES, CaseAction, kind_title
 from secmon.alerts.redact import scrub
@@ -37,8 +37,12 @@ from secmon.clock import wall_ms
 from secmon.contract import Finding
 from secmon.metrics import Metrics
 from secmon.store.db import insert_ignore, upsert
+from secmon.store.fastexec import run
 
 ACTIVE = ("new", "open", "pending_user")
+#: A ``support_case`` row: SQLAlchemy's ``Row`` or a named tuple from :mod:`secmon.store.fastexec`,
+#: read by column name (``case.id``, ``case.priority``).
+CaseRow = Any
 STATUSES = ("new", "open", "pending_user", "resolved", "closed")
 #: Allowed status changes (``resolved``/``closed`` → ``open`` is a reopen).
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -73,10 +77,12 @@ class InvalidArgument(CaseError):
 _CASES_OF_FINDING = (
     select(support_case)
     .join(case_finding, case_finding.c.case_id == support_case.c.id)
-    .where(case_finding.c.finding_id == bindparam("finding_id"), support_case.c.status.in_(ACTIVE))
+    # OR rather than IN: an IN list is expanded at execution, which fastexec leaves to SQLAlchemy.
+    .where(case_finding.c.finding_id == bindparam("finding_id"), or_(*(support_case.c.status == s for s in ACTIVE)))
 )
 _CASE_BY_OPEN_KEY = select(support_case).where(support_case.c.open_key == bindparam("open_key"))
 _CASE_BY_ID = select(support_case).where(support_case.c.id == bindparam("case_id"))
+_CASE_BY_ID_LOCKED = _CASE_BY_ID.with_for_update()
 _RECENTLY_RESOLVED = {
     who: select(support_case)
     .where(clause, support_case.c.category == bindparam("category"), support_case.c.status == "resolved",
@@ -221,7 +227,7 @@ class CaseReport:
     kinds: dict[str, int]
 
 
-def _summary(r: Row[Any], now_ms: int | None = None) -> CaseSummary:
+def _summary(r: CaseRow, now_ms: int | None = None) -> CaseSummary:
     breached = r.breached_ms is not None
     if not breached and now_ms is not None and r.status in ACTIVE and r.paused_ms is None:
         breached = r.due_ms < now_ms
@@ -284,7 +290,7 @@ class CaseStore:
         """Apply one new finding revision; returns what changed for the notifier."""
         if f.status == "resolved":
             return self._finding_resolved(conn, f, now_ms)
-        linked = conn.execute(_CASES_OF_FINDING, {"finding_id": f.finding_id}).all()
+        linked = run(conn, _CASES_OF_FINDING, {"finding_id": f.finding_id}).all()
         if linked:
             for case in linked:
                 self.link(conn, case, f, action, now_ms, event="finding_updated")
@@ -351,7 +357,7 @@ class CaseStore:
     def link(
         self,
         conn: Connection,
-        case: Row[Any],
+        case: CaseRow,
         f: Finding,
         action: CaseAction | None,
         now_ms: int,
@@ -360,7 +366,7 @@ class CaseStore:
         actor: str = SYSTEM_ACTOR,
     ) -> None:
         """Attach (or refresh) a finding on a case; a more urgent rule raises the priority."""
-        existing = conn.execute(_LINKED_MS, {"case_id": case.id, "finding_id": f.finding_id}).first()
+        existing = run(conn, _LINKED_MS, {"case_id": case.id, "finding_id": f.finding_id}).first()
         summary = scrub(f.summary)[:2000]
         upsert(
             conn,
@@ -387,7 +393,7 @@ class CaseStore:
                 {"from": case.priority, "to": action.priority, "reason": f"{f.kind} {f.severity}"},
                 now_ms,
             )
-        conn.execute(_UPDATE_CASE, {"case_id_": case.id, **values})
+        run(conn, _UPDATE_CASE, {"case_id_": case.id, **values})
         self._record(conn, case.id, actor, event,
                      {"finding_id": f.finding_id, "kind": f.kind, "severity": f.severity, "revision": f.revision,
                       "account_id": f.account_id, "summary": summary}, now_ms)  # fmt: skip
@@ -426,7 +432,7 @@ class CaseStore:
             changes.append(CaseChange(case_id, case.category, case.account_id, f.kind, resolved=True, members=members))
         return changes
 
-    def _resolve_incident_victims(self, conn: Connection, incident: Row[Any], now_ms: int) -> tuple[str, ...]:
+    def _resolve_incident_victims(self, conn: Connection, incident: CaseRow, now_ms: int) -> tuple[str, ...]:
         """An incident is over: its victims' own cases about it resolve too; returns the accounts."""
         members = {r.account_id for r in conn.execute(
             select(case_finding.c.account_id).where(case_finding.c.case_id == incident.id,
@@ -454,7 +460,7 @@ class CaseStore:
                 )
         return tuple(sorted(members))
 
-    def _adopt_victims(self, conn: Connection, incident: Row[Any], now_ms: int) -> None:
+    def _adopt_victims(self, conn: Connection, incident: CaseRow, now_ms: int) -> None:
         """Account cases opened before the outage was recognised become part of it."""
         rows = conn.execute(
             select(support_case.c.id, support_case.c.account_id)
@@ -472,7 +478,7 @@ class CaseStore:
             )
 
     # -- status ------------------------------------------------------------------------
-    def _resolve(self, conn: Connection, case: Row[Any], now_ms: int, actor: str, detail: dict[str, Any]) -> None:
+    def _resolve(self, conn: Connection, case: CaseRow, now_ms: int, actor: str, detail: dict[str, Any]) -> None:
         conn.execute(
             update(support_case)
             .where(support_case.c.id == case.id)
@@ -483,7 +489,7 @@ class CaseStore:
             self.metrics.cases_resolved.labels(case.category, "detector" if actor == SYSTEM_ACTOR else "agent").inc()
 
     def change_status(
-        self, conn: Connection, case: Row[Any], status: str, actor: str, now_ms: int, note: str | None = None
+        self, conn: Connection, case: CaseRow, status: str, actor: str, now_ms: int, note: str | None = None
     ) -> None:
         """Move a case along :data:`TRANSITIONS` (reopen included); raises :class:`InvalidTransition`."""
         if status not in STATUSES:
@@ -515,11 +521,11 @@ class CaseStore:
             values |= {"open_key": key, "resolved_ms": None, "closed_ms": None, "reopened": case.reopened + 1,
                        "due_ms": self.sla.due_ms(case.priority, now_ms), "breach_due_ms": None}  # fmt: skip
             self._count_opened(case.category)
-        conn.execute(_UPDATE_CASE, {"case_id_": case.id, **values})
+        run(conn, _UPDATE_CASE, {"case_id_": case.id, **values})
         self._record(conn, case.id, actor, "status", detail, now_ms)
 
     def set_priority(
-        self, conn: Connection, case: Row[Any], priority: str, actor: str, now_ms: int, reason: str | None = None
+        self, conn: Connection, case: CaseRow, priority: str, actor: str, now_ms: int, reason: str | None = None
     ) -> None:
         if priority not in PRIORITIES:
             raise InvalidArgument(f"unknown priority {priority!r}; one of {PRIORITIES}")
@@ -531,29 +537,28 @@ class CaseStore:
                 values["due_ms"] = min(case.due_ms, self.sla.due_ms(priority, now_ms))
             else:
                 values["due_ms"] = max(case.due_ms, self.sla.due_ms(priority, case.opened_ms))
-        conn.execute(_UPDATE_CASE, {"case_id_": case.id, **values})
+        run(conn, _UPDATE_CASE, {"case_id_": case.id, **values})
         detail: dict[str, Any] = {"from": case.priority, "to": priority}
         if reason:
             detail["reason"] = _text(reason)
         self._record(conn, case.id, actor, "priority", detail, now_ms)
 
     # -- helpers -----------------------------------------------------------------------
-    def _active(self, conn: Connection, open_key: str) -> Row[Any] | None:
-        return conn.execute(_CASE_BY_OPEN_KEY, {"open_key": open_key}).first()
+    def _active(self, conn: Connection, open_key: str) -> CaseRow | None:
+        return run(conn, _CASE_BY_OPEN_KEY, {"open_key": open_key}).first()
 
     def _recently_resolved(
         self, conn: Connection, category: str, account: str | None, ikey: str | None, now_ms: int
-    ) -> Row[Any] | None:
+    ) -> CaseRow | None:
         since = now_ms - self.settings.reopen_window_ms
         if account is not None:
             params = {"account": account, "category": category, "since": since}
-            return conn.execute(_RECENTLY_RESOLVED["account"], params).first()
+            return run(conn, _RECENTLY_RESOLVED["account"], params).first()
         params = {"ikey": ikey, "category": category, "since": since}
-        return conn.execute(_RECENTLY_RESOLVED["incident"], params).first()
+        return run(conn, _RECENTLY_RESOLVED["incident"], params).first()
 
-    def _get(self, conn: Connection, case_id: int, *, lock: bool = False) -> Row[Any]:
-        stmt = _CASE_BY_ID.with_for_update() if lock else _CASE_BY_ID
-        row = conn.execute(stmt, {"case_id": case_id}).first()
+    def _get(self, conn: Connection, case_id: int, *, lock: bool = False) -> CaseRow:
+        row = run(conn, _CASE_BY_ID_LOCKED if lock else _CASE_BY_ID, {"case_id": case_id}).first()
         if row is None:
             raise CaseNotFound(f"no case {case_id}")
         return row

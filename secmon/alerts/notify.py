@@ -41,6 +41,7 @@ from secmon.clock import wall_ms
 from secmon.contract import Finding, iso_ms, parse_ts_ms
 from secmon.metrics import Metrics
 from secmon.store.db import insert_ignore
+from secmon.store.fastexec import run
 from secmon.store.outbox import OutboxMessage, enqueue
 
 log = logging.getLogger(__name__)
@@ -276,7 +277,7 @@ class Notifier:
     def _over_budget(self, conn: Connection, account_id: str, template: str, severity: str | None, now_ms: int) -> bool:
         s = self.settings
         since_kind, since_day = now_ms - s.per_kind_window_ms, now_ms - DAY_MS
-        same, today = conn.execute(_SENT_COUNTS, {
+        same, today = run(conn, _SENT_COUNTS, {
             "account_id": account_id, "template": template, "since_kind": since_kind, "since_day": since_day,
             "since": min(since_kind, since_day),
         }).one()  # fmt: skip
@@ -289,11 +290,11 @@ class Notifier:
     @staticmethod
     def _decided(conn: Connection, dedup_key: str) -> bool:
         """Whether the message ``dedup_key`` was sent or held already (rows stay decided)."""
-        return conn.execute(_DECIDED, {"dedup_key": dedup_key[:256]}).first() is not None
+        return run(conn, _DECIDED, {"dedup_key": dedup_key[:256]}).first() is not None
 
     @staticmethod
     def _case_of(conn: Connection, finding_id: str) -> int | None:
-        return conn.execute(_LATEST_CASE_OF_FINDING, {"finding_id": finding_id}).scalar_one_or_none()
+        return run(conn, _LATEST_CASE_OF_FINDING, {"finding_id": finding_id}).scalar_one_or_none()
 
     def _count(self, outcome: str, channel: str = "all") -> None:
         if self.metrics is not None:

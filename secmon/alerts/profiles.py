@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from secmon.alerts.tables import account_profile
 from secmon.clock import wall_ms
+from secmon.store.fastexec import run
 
 log = logging.getLogger(__name__)
 #: Looked up for every message: built once (building costs more than running it).
@@ -91,4 +92,4 @@ class AccountDirectory:
     @staticmethod
     def locale_tag(conn: Connection, account_id: str) -> str | None:
         """The raw locale of the account's latest snapshot, or None if none was seen."""
-        return conn.execute(_LOCALE_OF, {"account_id": account_id}).scalar_one_or_none()
+        return run(conn, _LOCALE_OF, {"account_id": account_id}).scalar_one_or_none()

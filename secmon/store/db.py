@@ -17,6 +17,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 
+from secmon.store.fastexec import run
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 _MIGRATION_LOCK = 7_361_202_611  # arbitrary, fixed advisory-lock id
 
@@ -93,7 +95,12 @@ def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]
     if not rows:
         return []
     cols = tuple(returning)
-    result = conn.execute(_insert_ignore(conn.dialect.name, table, cols), list(rows))
+    stmt = _insert_ignore(conn.dialect.name, table, cols)
+    result: Any
+    if len(rows) == 1:  # a case, a message: the per-finding path goes straight to the driver
+        result = run(conn, stmt, rows[0])
+    else:
+        result = conn.execute(stmt, list(rows))
     return list(result) if cols else []
 
 
@@ -101,7 +108,11 @@ def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys:
     """INSERT … ON CONFLICT (keys) DO UPDATE every other column, for many rows."""
     if not rows:
         return
-    conn.execute(_upsert(conn.dialect.name, table, tuple(keys)), list(rows))
+    stmt = _upsert(conn.dialect.name, table, tuple(keys))
+    if len(rows) == 1:
+        run(conn, stmt, rows[0])
+    else:
+        conn.execute(stmt, list(rows))
 
 
 # Statements are built once per table and shape: building one costs more than running it
