@@ -9,6 +9,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from kafka import KafkaProducer
+
 from secmon.alerts import wiring
 from secmon.alerts.dispatcher import Dispatcher
 from secmon.alerts.jobs import JobRunner
@@ -40,6 +42,9 @@ class Service:
     dispatcher: Dispatcher
     server: OpsServer | None
     jobs: JobRunner | None = None
+    #: The producer of what leaves secmon (feed, dead letters, messages), apart from the
+    #: worker's own (the repartition topic's records).
+    output_producer: KafkaProducer | None = None
 
     def run(self) -> None:
         """Consume until :meth:`stop`; then checkpoint, flush and close everything."""
@@ -53,6 +58,8 @@ class Service:
                 self.jobs.stop()
             self.dispatcher.run_once()
             self.dispatcher.stop()
+            if self.output_producer is not None:
+                self.output_producer.close(timeout=10)
             self.worker.producer.close(timeout=10)
             if self.server is not None:
                 self.server.stop()
@@ -90,14 +97,17 @@ def build_service(config: Config, *, serve: bool = True, metrics: Metrics | None
         hooks=task_hooks(metrics),
     )
     producer = make_producer(kafka)
+    # Two producers, two connections: each keeps one request in flight (for per-partition
+    # order), and a finding should not wait behind the repartition topic's batches of logins.
+    output = make_producer(kafka)
 
     def reader():  # type: ignore[no-untyped-def]
         return make_consumer(kafka, group=False)
 
     sinks = {
-        FINDINGS_CHANNEL: KafkaTopicSink(FINDINGS_CHANNEL, topics.findings, producer, reader),
-        DLQ_CHANNEL: KafkaTopicSink(DLQ_CHANNEL, topics.dlq, producer, reader),
-        **wiring.build_sinks(config, producer, reader, metrics),
+        FINDINGS_CHANNEL: KafkaTopicSink(FINDINGS_CHANNEL, topics.findings, output, reader),
+        DLQ_CHANNEL: KafkaTopicSink(DLQ_CHANNEL, topics.dlq, output, reader),
+        **wiring.build_sinks(config, output, reader, metrics),
     }
     d = config.delivery
     metrics.precreate([spec.name for spec in pipeline.specs], list(sinks))
@@ -116,7 +126,7 @@ def build_service(config: Config, *, serve: bool = True, metrics: Metrics | None
     # The feed and the dead letters leave from the worker thread right after each commit
     # (runtime/inline_feed.py); the dispatcher retries what fails and delivers the rest.
     inline = InlineFeed(
-        producer,
+        output,
         {FINDINGS_CHANNEL: topics.findings, DLQ_CHANNEL: topics.dlq},
         wid,
         metrics,
@@ -151,7 +161,7 @@ def build_service(config: Config, *, serve: bool = True, metrics: Metrics | None
             config.server.host, config.server.port, metrics.registry, alive=alive, ready=worker.ready.is_set
         ).start()
         log.info("metrics and health on http://%s:%d/metrics", config.server.host, server.port)
-    return Service(config, metrics, worker, dispatcher, server, jobs)
+    return Service(config, metrics, worker, dispatcher, server, jobs, output_producer=output)
 
 
 def worker_thread_alive(worker: Worker, started: float) -> bool:

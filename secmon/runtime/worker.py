@@ -174,7 +174,7 @@ class Worker:
                 self._commit(self.clock(), force=True)
             inline = self.committer.inline
             if inline is not None:  # the last batches' feed rows: wait for their acks, settle them
-                self.producer.flush(timeout=self.config.kafka.flush_timeout_s)
+                inline.producer.flush(timeout=self.config.kafka.flush_timeout_s)
                 inline.wait_outcomes(self.config.kafka.flush_timeout_s)
                 self.committer.commit([], [], None, self.clock())
         except Exception:
