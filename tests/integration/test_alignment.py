@@ -16,7 +16,10 @@ pytestmark = [pytest.mark.integration]
 def test_partitions_ahead_are_paused_and_every_event_is_processed(
     broker: str, tmp_path: Path, sqlite_url: str
 ) -> None:
-    dep = Deployment(broker, tmp_path, sqlite_url, extra={"engine": {"max_partition_skew_ms": 10 * MINUTE}})
+    # Polls of at most 1,000 records: the backlog takes many worker loops (alignment is
+    # decided once per loop; with 10,000 it could all be read in a few, with no pause needed).
+    dep = Deployment(broker, tmp_path, sqlite_url, extra={"engine": {"max_partition_skew_ms": 10 * MINUTE},
+                                                          "kafka": {"max_poll_records": 1000}})
     dep.create_topics()
     # Eight hours of logins of 60 accounts (spread over the 4 partitions), produced as a
     # backlog: fetches return one partition's records at a time, hours of event time apart.

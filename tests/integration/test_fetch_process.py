@@ -6,6 +6,7 @@ and it must not outlive the worker."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import uuid
@@ -167,7 +168,10 @@ def test_the_fetch_process_does_not_outlive_the_worker(broker: str) -> None:
     consumer = ProcessConsumer(_options(broker, f"g-{topic}"))
     consumer.subscribe([topic], Recorder())
     assert len(_poll_until(consumer, 5)) == 5
-    consumer._conn.close()  # what the kernel does when the worker is SIGKILLed
+    # What the kernel does when the worker is SIGKILLed: every end of the socket closes (a
+    # thread of a live process blocked in recv on it keeps it open, so shut it down instead).
+    consumer._conn.close()
+    consumer._sock.shutdown(socket.SHUT_RDWR)
     assert consumer._process.wait(15) == 0
 
 
@@ -292,3 +296,29 @@ def test_the_child_decodes_while_the_worker_is_the_slower_side(broker: str) -> N
         if rec.event is None:
             assert rec.rejected is None and rec.value == raw[rec.offset]
     assert all(r.event is None for r in idle)
+
+
+def test_batches_larger_than_the_socket_buffer_are_read_ahead_while_the_worker_is_busy(broker: str) -> None:
+    """A batch of ~800 KB does not fit the socket's buffer (~200 KB): the child's sends
+    complete while the worker is busy elsewhere, as many as its credits allow."""
+    topic = f"fp-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=broker)
+    admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=broker, max_request_size=8 << 20)
+    for i in range(2000):
+        producer.send(topic, value=b"x" * 4000 + str(i).encode())
+    producer.flush()
+    producer.close()
+    consumer = ProcessConsumer(_options(broker, f"g-{topic}", max_poll_records=200), read_ahead=3)
+    try:
+        consumer.subscribe([topic], Recorder())
+        first = _poll_until(consumer, 1)
+        deadline = time.monotonic() + 15
+        while consumer._inbox._queue.qsize() < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the worker is busy: it does not poll
+        assert consumer._inbox._queue.qsize() == 3  # every credit used, nothing blocked in send
+        rest = _poll_until(consumer, 2000 - len(first))
+        assert [r.offset for r in first + rest] == list(range(2000))
+    finally:
+        consumer.close()
