@@ -3,10 +3,11 @@
 kafka-python parses record batches in pure Python (varints, headers, one object per
 record): on the bench machine that costs as much CPU as everything else in the core
 pipeline.  Here the ``KafkaConsumer`` (group membership, fetching, parsing, commits) lives
-in a child process that hands the worker each poll batch as one msgpack message, a batch or
-two ahead, so parsing the next batch overlaps with detecting the current one, on another
-core.  :class:`ProcessConsumer` stands in for the part of ``KafkaConsumer`` the worker uses,
-with the same meaning:
+in a child process that hands the worker each poll batch as one msgpack message, a few
+batches ahead, so parsing the next batches overlaps with detecting the current one, on
+another core (a thread of the worker's reads them off the socket as they come:
+:class:`_Inbox`).  :class:`ProcessConsumer` stands in for the part of ``KafkaConsumer`` the
+worker uses, with the same meaning:
 
 - ``poll`` returns batches in fetch order; ``position`` and ``highwater`` are as of the last
   batch returned, never the child's read-ahead, so checkpointed offsets cannot run ahead of
