@@ -36,7 +36,7 @@ from secmon.alerts.profiles import AccountDirectory, normalize_locale
 from secmon.alerts.redact import device_label, mask_ip
 from secmon.alerts.render import Renderer
 from secmon.alerts.settings import NotificationSettings
-from secmon.alerts.tables import case_finding, support_case, user_notification
+from secmon.alerts.tables import DEDUP_KEY_LEN, case_finding, support_case, user_notification
 from secmon.clock import wall_ms
 from secmon.contract import Finding, iso_ms, parse_ts_ms
 from secmon.metrics import Metrics
@@ -224,7 +224,7 @@ class Notifier:
         severity = finding.severity if finding is not None else None
         held = budget and self._over_budget(conn, account_id, template, severity, now_ms)
         row = {
-            "dedup_key": dedup_key[:256], "account_id": account_id, "template": template,
+            "dedup_key": dedup_key[:DEDUP_KEY_LEN], "account_id": account_id, "template": template,
             "kind": finding.kind if finding is not None else None, "severity": severity, "case_id": case_id,
             "finding_id": finding.finding_id if finding is not None else None, "locale": locale,
             "status": "held" if held else "sent", "created_ms": now_ms, "digest_key": None,
@@ -270,7 +270,7 @@ class Notifier:
         messages = []
         for channel in self.channels:
             body = {**envelope, "html": msg.html} if channel == channel_name("email") else envelope
-            messages.append(OutboxMessage(channel, dedup_key[:256], orjson.dumps(body), account_id.encode()))
+            messages.append(OutboxMessage(channel, dedup_key[:DEDUP_KEY_LEN], orjson.dumps(body), account_id.encode()))
             self._count("queued", channel)
         enqueue(conn, messages, now_ms)
 
@@ -290,7 +290,7 @@ class Notifier:
     @staticmethod
     def _decided(conn: Connection, dedup_key: str) -> bool:
         """Whether the message ``dedup_key`` was sent or held already (rows stay decided)."""
-        return run(conn, _DECIDED, {"dedup_key": dedup_key[:256]}).first() is not None
+        return run(conn, _DECIDED, {"dedup_key": dedup_key[:DEDUP_KEY_LEN]}).first() is not None
 
     @staticmethod
     def _case_of(conn: Connection, finding_id: str) -> int | None:

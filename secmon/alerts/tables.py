@@ -100,12 +100,15 @@ account_profile = Table(
     Column("updated_ms", BigInteger, nullable=False),
 )
 
+#: A message's dedup key is kept to this many characters (the outbox's column is as wide).
+DEDUP_KEY_LEN = 256
+
 #: User messages, for the budgets and digests (the content itself is in the outbox).
 user_notification = Table(
     "user_notification",
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("dedup_key", String(256), nullable=False, unique=True),
+    Column("dedup_key", String(DEDUP_KEY_LEN), nullable=False, unique=True),
     Column("account_id", String(128), nullable=False),
     Column("template", String(64), nullable=False),
     Column("kind", String(64)),

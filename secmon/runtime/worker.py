@@ -223,7 +223,7 @@ class Worker:
             merger.push_many(topic, entries)
             rt.fetched[topic] = records[-1].offset + 1
             for et, n in counts.items():
-                consumed.labels(tp.topic, et).inc(n)
+                consumed.labels(topic, et).inc(n)
             self._sample_record_times(records)
             rt.last_event_wall = now
         if snapshots and self.on_snapshots is not None:

@@ -95,12 +95,7 @@ def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]
     if not rows:
         return []
     cols = tuple(returning)
-    stmt = _insert_ignore(conn.dialect.name, table, cols)
-    result: Any
-    if len(rows) == 1:  # a case, a message: the per-finding path goes straight to the driver
-        result = run(conn, stmt, rows[0])
-    else:
-        result = conn.execute(stmt, list(rows))
+    result = _execute_rows(conn, _insert_ignore(conn.dialect.name, table, cols), rows)
     return list(result) if cols else []
 
 
@@ -108,11 +103,15 @@ def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys:
     """INSERT … ON CONFLICT (keys) DO UPDATE every other column, for many rows."""
     if not rows:
         return
-    stmt = _upsert(conn.dialect.name, table, tuple(keys))
+    _execute_rows(conn, _upsert(conn.dialect.name, table, tuple(keys)), rows)
+
+
+def _execute_rows(conn: Connection, stmt: Any, rows: Sequence[dict[str, Any]]) -> Any:
+    """One row (a case, a message: the per-finding path) goes straight to the driver
+    (:mod:`secmon.store.fastexec`); several go through SQLAlchemy, which batches them."""
     if len(rows) == 1:
-        run(conn, stmt, rows[0])
-    else:
-        conn.execute(stmt, list(rows))
+        return run(conn, stmt, rows[0])
+    return conn.execute(stmt, list(rows))
 
 
 # Statements are built once per table and shape: building one costs more than running it

@@ -41,9 +41,6 @@ class Rows:
     def __iter__(self) -> Iterator[Any]:
         return iter(self._rows)
 
-    def __len__(self) -> int:
-        return len(self._rows)
-
     def all(self) -> list[Any]:
         return self._rows
 
@@ -55,13 +52,8 @@ class Rows:
             raise LookupError(f"expected one row, got {len(self._rows)}")
         return self._rows[0]
 
-    def scalar(self) -> Any:
-        return self._rows[0][0] if self._rows else None
-
     def scalar_one(self) -> Any:
-        if len(self._rows) != 1:
-            raise LookupError(f"expected one row, got {len(self._rows)}")
-        return self._rows[0][0]
+        return self.one()[0]
 
     def scalar_one_or_none(self) -> Any:
         if len(self._rows) > 1:
@@ -77,6 +69,7 @@ class _Plan:
     order: tuple[str, ...] | None
     binds: tuple[tuple[str, Callable[[Any], Any]], ...]
     row: type | None  # a namedtuple of the result columns; None: no rows
+    #: Per result column, the type's result processor; empty when no column has one.
     results: tuple[Callable[[Any], Any] | None, ...]
 
 
@@ -117,7 +110,7 @@ def run(conn: Connection, stmt: Any, params: Mapping[str, Any] | None = None) ->
     finally:
         cursor.close()
     make, results = plan.row, plan.results
-    if any(results):
+    if results:
         return Rows([make(*(v if p is None else p(v) for p, v in zip(results, r, strict=True))) for r in fetched])
     return Rows([make(*r) for r in fetched])
 
@@ -140,6 +133,8 @@ def _plan(stmt: Any, dialect: Any, params: Mapping[str, Any]) -> _Plan | None:
     if columns:
         row = _row_type([c.keyname for c in columns])
         results = tuple(c.type._cached_result_processor(dialect, None) for c in columns)
+        if not any(results):
+            results = ()
     elif getattr(compiled, "returning", None) or getattr(compiled, "effective_returning", None):
         return None  # RETURNING without result columns known: not ours to guess
     positional = compiled.positiontup
