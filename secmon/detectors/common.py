@@ -76,6 +76,15 @@ def subnet_of(ip: str) -> str | None:
     return ip.rpartition(".")[0] + ".0/24"
 
 
+def subnet_of_valid(ip: str) -> str | None:
+    """:func:`subnet_of` for an address the event decoder has already checked (an event's or
+    a forwarded record's ``ip``): an IPv4 address is cut without parsing it again, which
+    halves the cost of the commonest case (every login at the source tasks)."""
+    if ":" in ip:
+        return _subnet6(ip)
+    return ip.rpartition(".")[0] + ".0/24"
+
+
 @lru_cache(maxsize=16384)
 def _subnet6(ip: str) -> str | None:
     try:
@@ -97,10 +106,11 @@ _NETWORK_FORMATS: Final = ("::/64", "{:x}::/64", "{:x}:{:x}::/64", "{:x}:{:x}:{:
 
 def device_print(device_id: str | None, ip: str | None) -> int:
     """A 32-bit fingerprint of a device (or, without a device id, of its /24 or /64): small
-    enough to keep a few per account; 0 when there is nothing to go on."""
+    enough to keep a few per account; 0 when there is nothing to go on.  ``ip`` is an event's,
+    which the decoder checked."""
     if device_id:
         return zlib.crc32(device_id.encode())
-    net = subnet_of(ip) if ip else None
+    net = subnet_of_valid(ip) if ip else None
     return zlib.crc32(net.encode()) if net else 0
 
 

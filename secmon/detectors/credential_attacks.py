@@ -70,6 +70,7 @@ from secmon.detectors.common import (
     mask_ip,
     pushed,
     subnet_of,
+    subnet_of_valid,
     tier_rank,
     update_due,
 )
@@ -262,7 +263,7 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
         super().__init__(config)
         c = config
         self._counted = frozenset(c.counted_reasons)
-        self._use_levels = tuple(lv in c.levels for lv in _LEVELS)
+        self._use_ip, self._use_net, self._use_asn = (lv in c.levels for lv in _LEVELS)
         self._track_ms = max(c.stuffing.window_ms, c.spraying.window_ms)
         allow = c.allowlist
         self._allow_ips = frozenset(str(ipaddress.ip_address(i)) for i in allow.ips)
@@ -308,7 +309,7 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
         if asn is not None:
             return _asn_keys(asn)
         if event.ip:
-            net = subnet_of(event.ip)
+            net = subnet_of_valid(event.ip)
             return (f"net:{net}",) if net else ()
         return ()
 
@@ -432,17 +433,14 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
 
         Built afresh for every login: most addresses are seen once (mobile carriers hand out
         one per session), and a cache of them cost more in misses than its hits saved."""
-        use_ip, use_net, use_asn = self._use_levels
-        out: tuple[str, ...] = ()
-        if ip:
-            net = subnet_of(ip) if use_net else None
-            if use_ip:
-                out = ("ip:" + ip,) if net is None else ("ip:" + ip, "net:" + net)
-            elif net is not None:
-                out = ("net:" + net,)
-        if asn is not None and use_asn:
-            out += _asn_keys(asn)
-        return out
+        asn_key = _asn_keys(asn)[0] if asn is not None and self._use_asn else None
+        if not ip:
+            return () if asn_key is None else (asn_key,)
+        net = subnet_of_valid(ip) if self._use_net else None  # the decoder checked the address
+        keys = ("ip:" + ip if self._use_ip else None, None if net is None else "net:" + net, asn_key)
+        if keys[0] is not None and keys[1] is not None and asn_key is not None:
+            return keys  # type: ignore[return-value]  # all levels: the usual case
+        return tuple(k for k in keys if k is not None)
 
     def _is_allowed(self, ip: str | None, asn: int | None) -> bool:
         if asn is not None and asn in self._allow_asns:

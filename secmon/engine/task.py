@@ -33,6 +33,13 @@ log = logging.getLogger(__name__)
 SourceSpec = tuple[Callable[[Event, DetectorConfig], Iterable[str]], DetectorConfig]
 
 
+#: :meth:`Task._forward_source` builds records positionally, in this field order.
+_FORWARDED_FIELDS = ("key", "event_type", "event_id", "account_id", "ts", "ip", "asn", "country", "device_id",
+                     "reason", "network", "amount_usd", "origin", "seq")  # fmt: skip
+if SourceRecord.__struct_fields__ != _FORWARDED_FIELDS:
+    raise ImportError(f"SourceRecord's fields changed: update Task._forward_source ({SourceRecord.__struct_fields__})")
+
+
 #: ``SourceRecord.event_type`` of a watermark: an account task's stream time, sent to every
 #: source task so that they know how far all their upstreams have got.
 WATERMARK = "~watermark"
@@ -391,20 +398,14 @@ class Task:
         forward = self._forward_out
         geo = event.geo
         for key in keys:
+            seq = self._offset * 16 + self._fwd_n  # _next_seq, inlined: once per login
+            self._fwd_n += 1
+            # Positional, in SourceRecord's field order: a third cheaper than keywords.
             forward(  # type: ignore[misc]
                 SourceRecord(
-                    key=key,
-                    event_type=etype,
-                    event_id=event.event_id,
-                    account_id=event.account_id,
-                    ts=event.ts,
-                    ip=event.ip,
-                    asn=event.asn,
-                    country=geo.country if geo is not None else None,
-                    device_id=event.device_id,
-                    reason=getattr(event.payload, "reason", None),
-                    origin=self._origin,
-                    seq=self._next_seq(),
+                    key, etype, event.event_id, event.account_id, event.ts, event.ip, event.asn,
+                    geo.country if geo is not None else None, event.device_id,
+                    getattr(event.payload, "reason", None), None, None, self._origin, seq,
                 )
             )
 

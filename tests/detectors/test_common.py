@@ -5,7 +5,15 @@ from __future__ import annotations
 import ipaddress
 import random
 
-from secmon.detectors.common import count_by, device_print, settle, subnet_of, tier_rank, update_due
+from secmon.detectors.common import (
+    count_by,
+    device_print,
+    settle,
+    subnet_of,
+    subnet_of_valid,
+    tier_rank,
+    update_due,
+)
 
 
 def test_tier_rank_counts_the_tiers_reached_and_caps_at_critical() -> None:
@@ -52,3 +60,17 @@ def test_subnet_of_matches_the_ipaddress_module() -> None:
         except ValueError:
             expected = None
         assert subnet_of(text) == expected, text
+
+
+def test_subnet_of_valid_agrees_with_subnet_of_on_addresses_the_decoder_accepts() -> None:
+    """Forwarded and event addresses were checked by the decoder: the unchecked cut must give
+    the same network for every address that passes that check."""
+    from secmon.contract import _valid_ip
+
+    rnd = random.Random(6)
+    samples = ["::", "::1", "fe80::1%eth0", "::ffff:1.2.3.4", "0.0.0.0", "255.255.255.255", "10.1.2.3"]
+    samples += [str(ipaddress.IPv6Address(rnd.getrandbits(128))) for _ in range(500)]
+    samples += [str(ipaddress.IPv4Address(rnd.getrandbits(32))) for _ in range(500)]
+    for text in samples:
+        assert _valid_ip(text), text
+        assert subnet_of_valid(text) == subnet_of(text), text
