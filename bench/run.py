@@ -8,7 +8,8 @@ On the embedded broker (Tansu) it measures, in one run:
   2. secmon end to end (consume → decode → merge → detect → commit → feed), all detectors on,
      and with every detector off (the core pipeline alone), the worker's consumer in its
      fetch process (the default), each round right after its own ceiling (three rounds,
-     medians: see ``e2e``), and the core alone once more in one process;
+     medians: see ``e2e``), and the core alone once more in one process; all detectors
+     also as ``secmon run --workers N`` (a worker per core, SQLite store; ``--workers``);
   3. the engine alone from a file (``secmon replay``'s path), all detectors on and off;
   4. p50/p99 event-to-finding latency at a fixed offered rate (10k events/s by default);
   5. resident memory per active account (100k and 1M accounts) with every detector on;
@@ -37,7 +38,7 @@ import orjson
 from kafka import KafkaConsumer, TopicPartition
 
 from bench.common import EventSet, create_topics, max_rss_mib, new_prefix, produce
-from bench.scale import DEFAULT_PG, workers_end_to_end
+from bench.scale import DEFAULT_PG, supervised_end_to_end, workers_end_to_end
 from secmon.config import load_config
 from secmon.contract import iso_ms, parse_ts_ms
 from secmon.detectors.registry import REGISTRY, resolve
@@ -322,6 +323,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="1,000 accounts × 1 day, 5 s of latency, 20k accounts of memory (smoke)")
     ap.add_argument("--only", default="engine,e2e,latency,memory,scale",
                     help="comma-separated parts to run (engine, e2e, latency, memory, scale)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                    help="worker processes of the per-core end-to-end run (default: one per core)")
     ap.add_argument("--pg", default=DEFAULT_PG, help="PostgreSQL admin URL for the scale-out part")
     args = ap.parse_args()
     parts = set(args.only.split(","))
@@ -353,7 +356,7 @@ def main() -> None:
             results["latency"] = latency_at_rate(broker.bootstrap, events, tmp, args.rate, args.latency_seconds)
             log(f"latency at {args.rate:,} ev/s offered: {results['latency']}")
         if "e2e" in parts:
-            e2e(broker.bootstrap, events, tmp, results)
+            e2e(broker.bootstrap, events, tmp, results, workers=args.workers)
         if "scale" in parts:
             scale(broker.bootstrap, events, tmp, args.pg, results)
     if "memory" in parts:
@@ -364,12 +367,14 @@ def main() -> None:
     print(json.dumps(results, indent=2, sort_keys=True))
 
 
-def e2e(bootstrap: str, events: EventSet, tmp: Path, results: dict[str, Any], rounds: int = 3) -> None:
+def e2e(bootstrap: str, events: EventSet, tmp: Path, results: dict[str, Any], rounds: int = 3,
+        workers: int = 2) -> None:
     """The raw consume+decode ceiling and secmon end to end, on the same pre-produced topics.
 
     This machine's speed drifts by a third within minutes (a shared VM), so one ceiling
     measured a minute before secmon says little about the share secmon reaches.  Each round
-    measures the ceiling, the core pipeline and all detectors back to back; a share is the
+    measures the ceiling, the core pipeline and all detectors (one worker in this process,
+    then ``secmon run --workers N``, a worker per core) back to back; a share is the
     median over the rounds of each run against its own round's ceiling, and the events/s
     figures are the medians too (every round is kept under ``e2e_rounds``)."""
     n = len(events)
@@ -381,14 +386,18 @@ def e2e(bootstrap: str, events: EventSet, tmp: Path, results: dict[str, Any], ro
         ceiling = raw_ceiling(bootstrap, names, n, group=f"-{i}")
         core = secmon_end_to_end(bootstrap, prefix, f"{prefix}c{i}", n, tmp, ALL_OFF)
         every = secmon_end_to_end(bootstrap, prefix, f"{prefix}a{i}", n, tmp, {})
+        per_core = supervised_end_to_end(bootstrap, _own_topics(bootstrap, names), n, tmp, workers)
         per_round.append({
             "raw_ceiling_events_per_s": round(ceiling), "core_events_per_s": round(core["events_per_s"]),
             "all_events_per_s": round(every["events_per_s"]), "all_findings": every["findings"],
             "core_share": round(core["events_per_s"] / ceiling, 3), "all_share": round(every["events_per_s"] / ceiling, 3),
+            "workers_events_per_s": round(per_core["events_per_s"]),
+            "workers_share": round(per_core["events_per_s"] / ceiling, 3),
         })  # fmt: skip
         log(f"round {i + 1}/{rounds}: ceiling {ceiling:,.0f} ev/s; core {core['events_per_s']:,.0f} "
             f"({per_round[-1]['core_share']:.0%}); all detectors {every['events_per_s']:,.0f} "
-            f"({per_round[-1]['all_share']:.0%})")
+            f"({per_round[-1]['all_share']:.0%}); all detectors, --workers {workers}: "
+            f"{per_core['events_per_s']:,.0f} ({per_round[-1]['workers_share']:.0%})")
     results["e2e_rounds"] = per_round
 
     def median(key: str) -> float:
@@ -399,12 +408,27 @@ def e2e(bootstrap: str, events: EventSet, tmp: Path, results: dict[str, Any], ro
     results["e2e_no_detectors"] = {"events_per_s": median("core_events_per_s"), "share_of_ceiling": median("core_share")}
     results["e2e_all_detectors"] = {"events_per_s": median("all_events_per_s"), "share_of_ceiling": median("all_share"),
                                     "findings": median("all_findings")}  # fmt: skip
+    results["e2e_all_detectors_workers"] = {"workers": workers, "store": "sqlite",
+                                            "events_per_s": median("workers_events_per_s"),
+                                            "share_of_ceiling": median("workers_share")}  # fmt: skip
     # The core once more with the consumer in the worker's own process (kafka.fetch_process off).
     one = secmon_end_to_end(bootstrap, prefix, prefix + "o", n, tmp, ALL_OFF, fetch_process=False)
     results["e2e_no_detectors_one_process"] = {**one, "share_of_ceiling": round(one["events_per_s"] / ceiling, 3)}
     log(f"secmon end to end, core only, one process: {one['events_per_s']:,.0f} ev/s")
     results["e2e_core_share_of_ceiling"] = results["e2e_no_detectors"]["share_of_ceiling"]
     results["e2e_all_share_of_ceiling"] = results["e2e_all_detectors"]["share_of_ceiling"]
+    results["e2e_all_workers_share_of_ceiling"] = results["e2e_all_detectors_workers"]["share_of_ceiling"]
+
+
+def _own_topics(bootstrap: str, names: dict[str, str]) -> dict[str, str]:
+    """The config topics of a run over the pre-produced inputs ``names``, with internal and
+    output topics of its own."""
+    own = create_topics(bootstrap, new_prefix())
+    return {
+        "auth": names["auth.events"], "wallet": names["wallet.events"], "snapshots": names["account.snapshots"],
+        "findings": own["secmon.findings"], "dlq": own["secmon.dlq"], "repartition": own["secmon.repartition"],
+        "notifications": own["secmon.notifications"],
+    }  # fmt: skip
 
 
 def scale(bootstrap: str, events: EventSet, tmp: Path, pg: str, results: dict[str, Any]) -> None:
@@ -417,14 +441,8 @@ def scale(bootstrap: str, events: EventSet, tmp: Path, pg: str, results: dict[st
         results["raw_ceiling_events_per_s"] = raw_ceiling(bootstrap, names, n)
     ceiling = results["raw_ceiling_events_per_s"]
     for workers in (1, 2):
-        own = create_topics(bootstrap, new_prefix())  # internal and output topics of this run alone
-        topics = {
-            "auth": names["auth.events"], "wallet": names["wallet.events"], "snapshots": names["account.snapshots"],
-            "findings": own["secmon.findings"], "dlq": own["secmon.dlq"], "repartition": own["secmon.repartition"],
-            "notifications": own["secmon.notifications"],
-        }  # fmt: skip
         key = f"scale_{workers}_workers_all_detectors"
-        results[key] = workers_end_to_end(bootstrap, topics, n, tmp, workers, pg)
+        results[key] = workers_end_to_end(bootstrap, _own_topics(bootstrap, names), n, tmp, workers, pg)
         results[key]["share_of_ceiling"] = round(results[key]["events_per_s"] / ceiling, 3)
         log(f"{workers} worker process(es) in one group, all detectors, PostgreSQL: "
             f"{results[key]['events_per_s']:,.0f} ev/s")

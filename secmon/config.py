@@ -116,8 +116,8 @@ class KafkaConfig(_Base, frozen=True):
 
 
 class StoreConfig(_Base, frozen=True):
-    #: SQLAlchemy URL: ``sqlite:///secmon.db`` (default, one host) or
-    #: ``postgresql+psycopg://user@host/db`` (several workers).
+    #: SQLAlchemy URL: ``sqlite:///secmon.db`` (default; the workers of one host) or
+    #: ``postgresql+psycopg://user@host/db`` (workers on several hosts).
     url: Secret = Secret("sqlite:///secmon.db")
 
 

@@ -20,3 +20,13 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return False
     return True
+
+
+def free_ports(n: int, host: str = "127.0.0.1") -> int:
+    """The first of ``n`` consecutive ports free now (``secmon run --workers N`` serves
+    worker ``i`` on ``server.port + i``)."""
+    for _ in range(100):
+        first = free_port(host)
+        if all(port_free(first + i, host) for i in range(1, n)):
+            return first
+    raise RuntimeError(f"no {n} consecutive free ports on {host}")

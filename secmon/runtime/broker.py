@@ -67,9 +67,9 @@ class EmbeddedBroker:
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         # Its own session: Ctrl-C in a terminal goes to the whole foreground group, and the
         # broker must outlive the service's shutdown (the final checkpoint talks to it); the
-        # owner stops it last.  It still dies with its owner (see _die_with_parent).
+        # owner stops it last.  It still dies with its owner (see die_with_parent).
         self.proc = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT,
-                                     start_new_session=True, preexec_fn=_die_with_parent)
+                                     start_new_session=True, preexec_fn=die_with_parent)
         try:
             wait_for_port(self.host, self.port)
         except BrokerError:
@@ -94,7 +94,7 @@ class EmbeddedBroker:
         self.stop()
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec (Linux): SIGTERM when the parent dies, however it dies.
     (Strictly, when the thread that started it ends: start brokers from a long-lived thread.)"""
     try:

@@ -1,4 +1,4 @@
-"""The database: SQLite by default (one host), PostgreSQL by URL (several workers).
+"""The database: SQLite by default (the workers of one host), PostgreSQL by URL (several hosts).
 
 ``open_database`` creates the engine with the right settings per dialect and runs the
 Alembic migrations to head (under an advisory lock on PostgreSQL, so workers starting

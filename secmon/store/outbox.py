@@ -3,7 +3,7 @@
 Rows are unique per ``(channel, dedup_key)``: enqueueing the same message twice (a replay
 after a restart) is a no-op.  Dispatchers *claim* due rows (``pending`` → ``inflight``);
 on PostgreSQL with ``FOR UPDATE SKIP LOCKED`` so several workers never claim the same row;
-SQLite serialises writers and serves one worker.
+SQLite serialises writers (immediate transactions), which serves the workers of one host.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ import yaml
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from secmon.net import free_port
+from secmon.net import free_ports
 from tests.helpers.events import topic_of
 from tests.helpers.waiting import wait_until as _wait_until
 
@@ -90,11 +90,13 @@ class Deployment:
         path.write_text(yaml.safe_dump(cfg))
         return path
 
-    def start_worker(self, name: str) -> Worker:
-        port = free_port()
+    def start_worker(self, name: str, *args: str, ports: int = 1) -> Worker:
+        """``secmon run`` with this deployment's config (``args`` added); ``ports``: how many
+        consecutive free ports from the worker's own (``--workers N`` uses N)."""
+        port = free_ports(ports)
         log = (self.tmp / f"{name}.log").open("ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "secmon.cli", "run", "--config", str(self.config(name, port))],
+            [sys.executable, "-m", "secmon.cli", "run", "--config", str(self.config(name, port)), *args],
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "SECMON_WORKER_ID": f"{self.prefix}-{name}"},
         )
         self.procs.append(proc)

@@ -19,7 +19,7 @@ from secmon.detectors.registry import resolve
 from secmon.engine.pipeline import Pipeline
 from secmon.runtime.replay import replay
 from tests.helpers.events import T0, ev, write_jsonl
-from tests.integration.harness import Deployment, wait_until
+from tests.integration.harness import Deployment, Worker, wait_until
 from tests.integration.traffic import mixed_traffic
 
 pytestmark = [pytest.mark.integration]
@@ -215,3 +215,63 @@ def test_two_workers_one_killed_give_the_same_findings_as_one_worker(
         assert a.metric("secmon_assigned_partitions", topic=pair.topic("auth.events")) == 4
     finally:
         pair.stop_all()
+
+
+def _workers_of(pid: int) -> dict[int, int]:
+    """The worker processes a supervisor started: index → pid (from /proc: Linux)."""
+    out = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            try:
+                text = Path(f"/proc/{child}/environ").read_text()
+            except ProcessLookupError:  # a killed worker not yet reaped
+                continue
+            env = dict(kv.split("=", 1) for kv in text.split("\0") if "=" in kv)
+            if "SECMON_WORKER_INDEX" in env:
+                out[int(env["SECMON_WORKER_INDEX"])] = int(child)
+    return out
+
+
+def _worker_id(pid: int) -> str:
+    env = Path(f"/proc/{pid}/environ").read_text().split("\0")
+    return next(kv.split("=", 1)[1] for kv in env if kv.startswith("SECMON_WORKER_ID="))
+
+
+def test_workers_flag_runs_a_group_on_one_host_and_restarts_a_killed_worker(
+    broker: str, tmp_path: Path, sqlite_url: str
+) -> None:
+    """``secmon run --workers 2``: two processes in one group on one SQLite store split the
+    partitions and give a single worker's findings, none missing, none twice, although one of
+    them is SIGKILLed midway: the supervisor restarts it under the same worker id (so it takes
+    back its own in-flight outbox rows at once).  SIGTERM then stops both cleanly."""
+    events = mixed_traffic(accounts=80, seed=11)
+    expected = expected_findings(tmp_path, events)
+    no_early_idle = {"engine": {"checkpoint_interval_ms": 500, "idle_timeout_ms": 30_000}}
+    dep = Deployment(broker, tmp_path, sqlite_url, extra=no_early_idle)
+    dep.create_topics()
+    try:
+        first = dep.start_worker("sup", "--workers", "2", ports=2)
+        second = Worker("sup-1", first.proc, first.port + 1, first.log)  # metrics on port + 1
+        first.wait_ready()
+        second.wait_ready()
+        auth = dep.topic("auth.events")
+        assert wait_until(lambda: first.metric("secmon_assigned_partitions", topic=auth) == 2
+                          and second.metric("secmon_assigned_partitions", topic=auth) == 2, timeout_s=40)  # fmt: skip
+        workers = _workers_of(first.proc.pid)
+        assert sorted(workers) == [0, 1]
+        assert [_worker_id(workers[i]) for i in (0, 1)] == [f"{dep.prefix}-sup-0", f"{dep.prefix}-sup-1"]
+
+        dep.produce(events[: len(events) // 2])
+        assert wait_until(lambda: len(dep.read("secmon.findings")) > 0, timeout_s=30)
+        os.kill(workers[1], signal.SIGKILL)
+        assert wait_until(lambda: _workers_of(first.proc.pid).get(1, workers[1]) != workers[1], timeout_s=20)
+        restarted = _workers_of(first.proc.pid)[1]
+        assert _worker_id(restarted) == f"{dep.prefix}-sup-1"
+        second.wait_ready()
+        dep.produce(events[len(events) // 2 :])
+        assert_feed_equals(dep, expected, timeout_s=120)
+
+        assert first.terminate(timeout_s=60) == 0
+        assert not Path(f"/proc/{restarted}").exists()
+    finally:
+        dep.stop_all()
