@@ -8,8 +8,8 @@ over pre-produced topics.
 * :func:`supervised_end_to_end`: one ``secmon run --workers N`` with the SQLite store, a worker
   per core of one host (part of the end-to-end rounds of ``python -m bench.run``).
 
-Timed from the moment every worker holds partitions to the last event, summed over the
-workers' ``/metrics``.
+Timed from the moment every worker is ready (``/readyz``) to the last event, summed over
+the workers' ``/metrics``.
 """
 
 from __future__ import annotations
@@ -32,8 +32,16 @@ from tests.helpers.pg import PG_ADMIN_URL, pg_database
 DEFAULT_PG = os.environ.get("SECMON_BENCH_PG", PG_ADMIN_URL)
 
 
-def _metric_sum(port: int, names: tuple[str, ...]) -> float:
-    """The sum of these metrics' samples on one worker's /metrics (0 while it starts)."""
+def _ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def _consumed(port: int) -> float:
+    """events consumed + dead letters, from one worker's /metrics (0 while it starts)."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
             text = resp.read().decode()
@@ -42,14 +50,9 @@ def _metric_sum(port: int, names: tuple[str, ...]) -> float:
     total = 0.0
     for line in text.splitlines():
         name = line.split("{")[0].split(" ")[0]
-        if name in names:
+        if name in ("secmon_events_consumed_total", "secmon_dead_letters_total"):
             total += float(line.rpartition(" ")[2])
     return total
-
-
-def _consumed(port: int) -> float:
-    """events consumed + dead letters, from one worker's /metrics."""
-    return _metric_sum(port, ("secmon_events_consumed_total", "secmon_dead_letters_total"))
 
 
 def workers_end_to_end(bootstrap: str, topics: dict[str, str], n: int, tmp: Path, workers: int,
@@ -91,8 +94,8 @@ def _config(tmp: Path, app: str, i: int, bootstrap: str, topics: dict[str, str],
 
 def _timed(cmds: list[tuple[list[str], list[int]]], n: int, tmp: Path, app: str) -> dict[str, Any]:
     """Start each ``secmon`` command (with the metrics ports it serves); the rate of the events
-    consumed (summed over every port) from the moment every worker holds partitions to the
-    ``n``-th event; then SIGTERM them."""
+    consumed (summed over every port) from the moment every worker is ready to the ``n``-th
+    event; then SIGTERM them."""
     procs: list[subprocess.Popen[bytes]] = []
     ports = [port for _, cmd_ports in cmds for port in cmd_ports]
     try:
@@ -100,15 +103,15 @@ def _timed(cmds: list[tuple[list[str], list[int]]], n: int, tmp: Path, app: str)
             log = (tmp / f"{app}-{i}.log").open("ab")
             procs.append(subprocess.Popen([sys.executable, "-m", "secmon.cli", *args], stdout=log,
                                           stderr=subprocess.STDOUT, env={**os.environ, "SECMON_WORKER_ID": f"{app}-{i}"}))  # fmt: skip
-        # Timed from the moment every worker holds partitions (the group's first rebalances,
-        # as members join one after another, are start-up, not throughput), counting only
-        # the events consumed from then on.
+        # Timed from the moment every worker is ready — holds partitions, state restored: the
+        # group's first rebalances, as members join one after another, are start-up, not
+        # throughput — counting only the events consumed from then on.
         started = None
         at_start = 0.0
         deadline = time.monotonic() + 1800
         while True:
             done = sum(_consumed(port) for port in ports)
-            if started is None and all(_metric_sum(p, ("secmon_assigned_partitions",)) for p in ports):
+            if started is None and all(_ready(p) for p in ports):
                 started, at_start = time.perf_counter(), done
             if done >= n:
                 break
@@ -116,7 +119,11 @@ def _timed(cmds: list[tuple[list[str], list[int]]], n: int, tmp: Path, app: str)
                 raise RuntimeError(f"a worker exited early; see {tmp}/{app}-*.log")
             if time.monotonic() > deadline:
                 raise RuntimeError("the workers did not consume every event in 30 min")
-            time.sleep(0.05)
+            # A scrape renders every metric on the worker's thread of control (the GIL): at
+            # 20 scrapes a second it took a tenth of a worker.  Look rarely while far from
+            # the end, often near it.
+            rate = (done - at_start) / (time.perf_counter() - started) if started and done > at_start else 0.0
+            time.sleep(min(0.5, max(0.02, (n - done) / rate / 4)) if rate else 0.1)
         elapsed = time.perf_counter() - (started or time.perf_counter())
         measured = n - at_start
     finally:
