@@ -52,8 +52,14 @@ def topic_names(prefix: str) -> dict[str, str]:
     return {n: f"{prefix}.{n}" for n in names}
 
 
-def create_topics(bootstrap: str, prefix: str, partitions: int = 4) -> dict[str, str]:
-    names = topic_names(prefix)
+#: The topics a secmon deployment writes (and, for the repartition topic, reads back): each
+#: run needs its own, or it reads the records earlier runs forwarded.
+OWN_TOPICS = ("secmon.findings", "secmon.dlq", "secmon.repartition", "secmon.notifications")
+
+
+def create_topics(bootstrap: str, prefix: str, partitions: int = 4, only: tuple[str, ...] | None = None) -> dict[str, str]:
+    """Create the topics under ``prefix`` (``only`` these of :func:`topic_names`); their names."""
+    names = {k: v for k, v in topic_names(prefix).items() if only is None or k in only}
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1) for t in names.values()])
     admin.close()

@@ -37,7 +37,7 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
-from bench.common import EventSet, create_topics, max_rss_mib, new_prefix, produce
+from bench.common import OWN_TOPICS, EventSet, create_topics, max_rss_mib, new_prefix, produce
 from bench.scale import DEFAULT_PG, supervised_end_to_end, workers_end_to_end
 from secmon.config import load_config
 from secmon.contract import iso_ms, parse_ts_ms
@@ -93,11 +93,14 @@ def _consumed(metrics: Metrics) -> float:
 
 def service_config(bootstrap: str, prefix: str, tmp: Path, detectors: dict[str, Any], app: str | None = None,
                    fetch_process: bool = True) -> Any:
+    """A worker's config over the input topics under ``prefix``; its own topics (repartition,
+    outputs) are under ``app`` (see :data:`OWN_TOPICS`: the caller creates them)."""
+    own = app or prefix
     names = {
         "auth": f"{prefix}.auth.events", "wallet": f"{prefix}.wallet.events",
-        "snapshots": f"{prefix}.account.snapshots", "findings": f"{prefix}.secmon.findings",
-        "dlq": f"{prefix}.secmon.dlq", "repartition": f"{prefix}.secmon.repartition",
-        "notifications": f"{prefix}.secmon.notifications",
+        "snapshots": f"{prefix}.account.snapshots", "findings": f"{own}.secmon.findings",
+        "dlq": f"{own}.secmon.dlq", "repartition": f"{own}.secmon.repartition",
+        "notifications": f"{own}.secmon.notifications",
     }  # fmt: skip
     return load_config(
         None,
@@ -120,6 +123,7 @@ def secmon_end_to_end(bootstrap: str, prefix: str, app: str, n: int, tmp: Path,
     from secmon.app import build_service
 
     metrics = Metrics()
+    create_topics(bootstrap, app, only=OWN_TOPICS)  # a repartition topic of this run alone
     config = service_config(bootstrap, prefix, tmp, detectors, app, fetch_process)
     service = build_service(config, serve=False, metrics=metrics)
     thread = threading.Thread(target=service.run, daemon=True)
@@ -423,7 +427,7 @@ def e2e(bootstrap: str, events: EventSet, tmp: Path, results: dict[str, Any], ro
 def _own_topics(bootstrap: str, names: dict[str, str]) -> dict[str, str]:
     """The config topics of a run over the pre-produced inputs ``names``, with internal and
     output topics of its own."""
-    own = create_topics(bootstrap, new_prefix())
+    own = create_topics(bootstrap, new_prefix(), only=OWN_TOPICS)
     return {
         "auth": names["auth.events"], "wallet": names["wallet.events"], "snapshots": names["account.snapshots"],
         "findings": own["secmon.findings"], "dlq": own["secmon.dlq"], "repartition": own["secmon.repartition"],
