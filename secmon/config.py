@@ -91,7 +91,10 @@ class KafkaConfig(_Base, frozen=True):
     #: Run the worker's consumer (fetching and kafka-python's pure-Python record parsing) in
     #: a child process that reads a batch ahead, so parsing overlaps with detection on a
     #: second core (``secmon/sources/fetch_process.py``).  ``false``: all in one process.
-    fetch_process: bool = True
+    #: ``auto``: a fetch process when the host has two cores for each of its workers (see
+    #: ``secmon run --workers``); with fewer, the extra process's hand-over costs more than
+    #: it overlaps (two workers on two cores: 0.51-0.60 of the ceiling with, 0.58-0.69 without).
+    fetch_process: bool | Literal["auto"] = "auto"
     #: Create missing topics at start-up (demo/dev); production topics are made by ops.
     create_topics: bool = True
     partitions: int = 4

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 #: Set in each worker's environment: its index, which the worker adds to ``server.port``.
 INDEX_ENV = "SECMON_WORKER_INDEX"
 ID_ENV = "SECMON_WORKER_ID"
+#: How many workers this supervisor runs on the host.
+WORKERS_ENV = "SECMON_WORKERS_ON_HOST"
 
 
 @dataclass
@@ -111,7 +113,12 @@ class Supervisor:
         return [s.proc.pid for s in self._slots if s.proc is not None and s.proc.poll() is None]
 
     def _start(self, slot: _Slot) -> None:
-        env = {**os.environ, INDEX_ENV: str(slot.index), ID_ENV: f"{self.base_id}-{slot.index}"}
+        env = {
+            **os.environ,
+            INDEX_ENV: str(slot.index),
+            ID_ENV: f"{self.base_id}-{slot.index}",
+            WORKERS_ENV: str(len(self._slots)),  # kafka.fetch_process: auto reads it
+        }
         slot.proc = subprocess.Popen(self.argv, env=env, preexec_fn=die_with_parent)
         log.info("worker %d started (pid %d)", slot.index, slot.proc.pid)
 

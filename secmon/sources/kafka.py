@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any, TypeAlias
 
@@ -63,11 +64,20 @@ def consumer_options(cfg: KafkaConfig, *, group: bool = True, **overrides: Any) 
     return opts
 
 
+def use_fetch_process(setting: bool | str) -> bool:
+    """``kafka.fetch_process`` resolved: ``auto`` is on when this host has at least two cores
+    per worker (``SECMON_WORKERS_ON_HOST``, set by ``secmon run --workers``; else 1)."""
+    if setting != "auto":
+        return bool(setting)
+    workers = int(os.environ.get("SECMON_WORKERS_ON_HOST", "1"))
+    return (os.cpu_count() or 1) >= 2 * workers
+
+
 def make_group_consumer(cfg: KafkaConfig, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> GroupConsumer:
     """The worker's consumer: in a fetch process of its own unless ``kafka.fetch_process`` is
     off.  The fetch process decodes the input topics' events (``max_event_bytes`` as
     ``engine.max_event_bytes``)."""
-    if not cfg.fetch_process:
+    if not use_fetch_process(cfg.fetch_process):
         return make_consumer(cfg)
     return ProcessConsumer(consumer_options(cfg), decode_topics=cfg.topics.inputs(), max_event_bytes=max_event_bytes)
 

@@ -90,3 +90,47 @@ def test_a_worker_that_ignores_sigterm_is_killed_and_reported(tmp_path: Path) ->
 def test_at_least_one_worker() -> None:
     with pytest.raises(ValueError):
         Supervisor(["true"], 0, "w")
+
+
+@pytest.mark.parametrize(
+    ("setting", "cores", "workers", "expected"),
+    [
+        ("auto", 2, None, True),  # one worker, a second core for its fetch process
+        ("auto", 2, "2", False),  # a worker per core: no core to spare
+        ("auto", 4, "2", True),
+        ("auto", 1, None, False),
+        (True, 1, "2", True),  # an explicit setting wins
+        (False, 8, None, False),
+    ],
+)
+def test_fetch_process_auto_wants_two_cores_per_worker(
+    monkeypatch: pytest.MonkeyPatch, setting: bool | str, cores: int, workers: str | None, expected: bool
+) -> None:
+    from secmon.runtime.supervisor import WORKERS_ENV
+    from secmon.sources.kafka import use_fetch_process
+
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    if workers is None:
+        monkeypatch.delenv(WORKERS_ENV, raising=False)
+    else:
+        monkeypatch.setenv(WORKERS_ENV, workers)
+    assert use_fetch_process(setting) is expected
+
+
+def test_workers_are_told_how_many_run_on_the_host(tmp_path: Path) -> None:
+    note = (
+        "import os, sys; from pathlib import Path\n"
+        "Path(sys.argv[1], os.environ['SECMON_WORKER_INDEX']).write_text(os.environ['SECMON_WORKERS_ON_HOST'])"
+    )
+    sup = Supervisor([sys.executable, "-c", note, str(tmp_path)], 3, "w", restart_delay_s=60)
+    thread, _ = _start(sup)
+
+    def noted() -> list[str]:
+        return [p.read_text() for p in tmp_path.glob("[0-9]")]
+
+    try:
+        assert wait_until(lambda: len(noted()) == 3 and all(noted()), timeout_s=20)
+        assert set(noted()) == {"3"}
+    finally:
+        sup.stop()
+        thread.join(30)
