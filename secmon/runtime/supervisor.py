@@ -147,3 +147,8 @@ class Supervisor:
 def worker_index() -> int:
     """This worker's index under a supervisor (0 when run alone)."""
     return int(os.environ.get(INDEX_ENV, "0"))
+
+
+def workers_on_host() -> int:
+    """How many workers the supervisor of this one runs on the host (1 when run alone)."""
+    return int(os.environ.get(WORKERS_ENV, "1"))

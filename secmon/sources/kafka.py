@@ -14,6 +14,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from secmon.config import KafkaConfig
 from secmon.contract import DEFAULT_MAX_EVENT_BYTES
+from secmon.runtime.supervisor import workers_on_host
 from secmon.sources.consumer import ResumableConsumer
 from secmon.sources.fetch_process import ProcessConsumer
 
@@ -69,8 +70,7 @@ def use_fetch_process(setting: bool | str) -> bool:
     per worker (``SECMON_WORKERS_ON_HOST``, set by ``secmon run --workers``; else 1)."""
     if setting != "auto":
         return bool(setting)
-    workers = int(os.environ.get("SECMON_WORKERS_ON_HOST", "1"))
-    return (os.cpu_count() or 1) >= 2 * workers
+    return (os.cpu_count() or 1) >= 2 * workers_on_host()
 
 
 def make_group_consumer(cfg: KafkaConfig, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> GroupConsumer:

@@ -217,24 +217,29 @@ def test_two_workers_one_killed_give_the_same_findings_as_one_worker(
         pair.stop_all()
 
 
+def _environ(pid: int) -> dict[str, str] | None:
+    """A process's environment (from /proc), None once it is gone or a zombie."""
+    try:
+        text = Path(f"/proc/{pid}/environ").read_text()
+    except (ProcessLookupError, FileNotFoundError):  # a killed worker, reaped or not yet
+        return None
+    return dict(kv.split("=", 1) for kv in text.split("\0") if "=" in kv)
+
+
 def _workers_of(pid: int) -> dict[int, int]:
-    """The worker processes a supervisor started: index → pid (from /proc: Linux)."""
+    """The worker processes a supervisor started: index → pid."""
     out = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            try:
-                text = Path(f"/proc/{child}/environ").read_text()
-            except ProcessLookupError:  # a killed worker not yet reaped
-                continue
-            env = dict(kv.split("=", 1) for kv in text.split("\0") if "=" in kv)
-            if "SECMON_WORKER_INDEX" in env:
-                out[int(env["SECMON_WORKER_INDEX"])] = int(child)
+    for child in _children(pid):
+        env = _environ(child)
+        if env is not None and "SECMON_WORKER_INDEX" in env:
+            out[int(env["SECMON_WORKER_INDEX"])] = child
     return out
 
 
 def _worker_id(pid: int) -> str:
-    env = Path(f"/proc/{pid}/environ").read_text().split("\0")
-    return next(kv.split("=", 1)[1] for kv in env if kv.startswith("SECMON_WORKER_ID="))
+    env = _environ(pid)
+    assert env is not None, f"process {pid} is gone"
+    return env["SECMON_WORKER_ID"]
 
 
 def test_workers_flag_runs_a_group_on_one_host_and_restarts_a_killed_worker(
