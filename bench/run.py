@@ -11,7 +11,9 @@ On the embedded broker (Tansu) it measures, in one run:
      medians: see ``e2e``), and the core alone once more in one process; all detectors
      also as ``secmon run --workers N`` (a worker per core, SQLite store; ``--workers``);
   3. the engine alone from a file (``secmon replay``'s path), all detectors on and off;
-  4. p50/p99 event-to-finding latency at a fixed offered rate (10k events/s by default);
+  4. p50/p99 event-to-finding latency at a fixed offered rate (10k events/s by default), per
+     5 s of the run too, beside the broker's floor: one bare hop at the same rate on a fresh
+     broker (``broker_floor``);
   5. resident memory per active account (100k and 1M accounts) with every detector on;
   6. scale-out on this machine: one and two ``secmon run`` processes in one consumer group,
      all detectors, PostgreSQL store (``bench/scale.py``; ``--pg``).
@@ -39,7 +41,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from bench.common import OWN_TOPICS, EventSet, create_topics, max_rss_mib, new_prefix, produce
 from bench.scale import DEFAULT_PG, supervised_end_to_end, workers_end_to_end
-from secmon.config import load_config
+from secmon.config import KafkaConfig, load_config
 from secmon.contract import iso_ms, parse_ts_ms
 from secmon.detectors.registry import REGISTRY, resolve
 from secmon.engine.pipeline import Pipeline
@@ -275,6 +277,7 @@ def latency_at_rate(bootstrap: str, events: EventSet, tmp: Path, rate: int, seco
     service.stop()
     thread.join(60)
     lat: list[float] = []
+    timed: list[tuple[float, float]] = []  # (trigger sent at, latency ms)
     by_kind: dict[str, list[float]] = {}
     timer_driven = 0
     for received, f in receipts:
@@ -287,6 +290,7 @@ def latency_at_rate(bootstrap: str, events: EventSet, tmp: Path, rate: int, seco
             continue
         ms = (received - sent_at[trigger]) * 1000
         lat.append(ms)
+        timed.append((sent_at[trigger], ms))
         by_kind.setdefault(f["kind"], []).append(ms)
 
     def q(values: list[float], p: float) -> float | None:
@@ -304,7 +308,67 @@ def latency_at_rate(bootstrap: str, events: EventSet, tmp: Path, rate: int, seco
             "timer_driven_findings": timer_driven, "p50_ms": q(lat, 0.50), "p99_ms": q(lat, 0.99),
             "max_ms": round(max(lat), 1) if lat else None,
             "mean_ms": round(statistics.fmean(lat), 1) if lat else None,
-            "by_kind": {k: {"n": len(v), "p50_ms": q(v, 0.5), "p99_ms": q(v, 0.99)} for k, v in sorted(by_kind.items())}}
+            "by_kind": {k: {"n": len(v), "p50_ms": q(v, 0.5), "p99_ms": q(v, 0.99)} for k, v in sorted(by_kind.items())},
+            "by_window": _by_window(timed, min(sent_at.values())) if timed else []}
+
+
+def _by_window(samples: list[tuple[float, float]], start: float, width_s: float = 5.0) -> list[dict[str, Any]]:
+    """``(sent_at, latency_ms)`` samples → p50/p99/max per ``width_s`` of send time: whether
+    the latency stays level over the run or grows with it."""
+    windows: dict[int, list[float]] = {}
+    for sent, ms in samples:
+        windows.setdefault(int((sent - start) // width_s), []).append(ms)
+    out = []
+    for w, values in sorted(windows.items()):
+        values.sort()
+        out.append({"from_s": w * width_s, "n": len(values), "p50_ms": round(values[len(values) // 2], 1),
+                    "p99_ms": round(values[min(len(values) - 1, int(0.99 * len(values)))], 1),
+                    "max_ms": round(values[-1], 1)})
+    return out
+
+
+def broker_floor(events: EventSet, tmp: Path, rate: int, seconds: float) -> dict[str, Any]:
+    """One broker hop, nothing else: the latency producer's events at the same rate on a
+    fresh broker, read by a bare kafka-python consumer of the input topics (secmon's fetch
+    settings), from send to receipt (the record's create time, which the producer stamps as
+    it sends).  A finding takes at least two such hops (input, feed): this is the part of the
+    latency that no work in secmon can take away."""
+    import multiprocessing
+
+    with EmbeddedBroker() as broker:
+        prefix = new_prefix()
+        names = create_topics(broker.bootstrap, prefix)
+        inputs = [names[t] for t in ("auth.events", "wallet.events", "account.snapshots")]
+        total = min(len(events), int(rate * seconds))
+        received: list[tuple[float, float]] = []
+        stop = threading.Event()
+        consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None, enable_auto_commit=False,
+                                 fetch_max_wait_ms=KafkaConfig().fetch_max_wait_ms)
+        tps = [TopicPartition(t, p) for t in inputs for p in range(4)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+
+        def read() -> None:
+            while not stop.is_set():
+                for recs in consumer.poll(timeout_ms=20).values():
+                    now = time.time()
+                    received.extend((r.timestamp / 1000, (now - r.timestamp / 1000) * 1000) for r in recs)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        child = multiprocessing.get_context("fork").Process(
+            target=_produce_at_rate, args=(broker.bootstrap, names, events, total, rate, tmp / f"{prefix}.sent.json"))
+        child.start()
+        child.join()
+        time.sleep(2)
+        stop.set()
+        reader.join(10)
+        consumer.close()
+    ms = sorted(lat for _, lat in received)
+    start = min(sent for sent, _ in received)
+    return {"events": total, "received": len(ms), "p50_ms": round(ms[len(ms) // 2], 1),
+            "p99_ms": round(ms[int(0.99 * len(ms))], 1), "max_ms": round(ms[-1], 1),
+            "by_window": _by_window(received, start)}
 
 
 # -- 5. memory per account ---------------------------------------------------------------
@@ -355,6 +419,9 @@ def main() -> None:
         eo = results["engine_only_all_detectors"]
         log(f"engine only: {eo['events_per_s']:,.0f} ev/s all detectors; "
             f"{results['engine_only_no_detectors']['events_per_s']:,.0f} ev/s none")
+    if "latency" in parts:  # the broker's own share of it, on a broker of its own
+        results["latency_broker_floor"] = broker_floor(events, tmp, args.rate, args.latency_seconds)
+        log(f"broker floor (one hop, no secmon) at {args.rate:,} ev/s offered: {results['latency_broker_floor']}")
     with EmbeddedBroker() as broker:
         if "latency" in parts:  # first, on a quiet broker
             results["latency"] = latency_at_rate(broker.bootstrap, events, tmp, args.rate, args.latency_seconds)

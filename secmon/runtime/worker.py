@@ -42,6 +42,7 @@ from secmon.engine.pipeline import Pipeline
 from secmon.engine.task import Task, TaskHooks
 from secmon.metrics import Metrics
 from secmon.runtime.commit import BatchCommitter
+from secmon.runtime.heap import settle_long_lived
 from secmon.runtime.repartition import Repartitioner, decode_batch
 from secmon.sources.fetch_process import FetchedRecord, ProcessConsumer
 from secmon.sources.kafka import GroupConsumer, check_copartitioned, partition_counts
@@ -491,9 +492,11 @@ class Worker:
         self._aligned.clear()  # likewise: the next loop pauses what is still too far ahead
         for topic in {tp.topic for tp in assigned}:
             self.metrics.assigned_partitions.labels(topic).set(sum(1 for tp in assigned if tp.topic == topic))
+        frozen, took = settle_long_lived()  # before the first batch: see secmon/runtime/heap.py
         self.ready.set()
         self.metrics.ready.set(1)
-        log.info("assigned %d partitions; restored %d state keys", len(assigned), restored)
+        log.info("assigned %d partitions; restored %d state keys; %d long-lived objects out of the collector's "
+                 "way (%.0f ms)", len(assigned), restored, frozen, took * 1000)
 
     def _new_account_runtime(self, p: int, inputs: list[str]) -> TaskRuntime:
         task = self.pipeline.account_task(
