@@ -130,9 +130,10 @@ class EngineConfig(_Base, frozen=True):
     #: A partition with no events for this long (wall clock) advances its stream time by
     #: the wall clock, so timers ("not credited within 30 min") still fire.
     idle_timeout_ms: int = 10_000
-    #: How often detector state is checkpointed with its offsets.
+    #: How often each task's detector state is checkpointed with its offsets (one task at a
+    #: time, spread over the interval, so no batch waits for all of them).
     checkpoint_interval_ms: int = 5_000
-    #: ...or sooner, once the checkpoint would write this many state rows (an account task
+    #: ...or sooner, every task at once, once they would write this many state rows (an account task
     #: writes one per changed account, a source task one per changed key): the loop waits
     #: while a checkpoint is written (~5 µs a row), so this bounds that pause (and the
     #: latency it adds) under load.
