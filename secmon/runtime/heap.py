@@ -4,9 +4,11 @@ CPython's oldest-generation collection walks every tracked container in the proc
 worker holds ~100k of them that live as long as the process (kafka-python's protocol
 schemas, SQLAlchemy, the metrics registry, the restored task state).  At 10k ev/s on the
 bench VM each full pass stopped the worker for 100-220 ms, the largest stall of a live
-batch.  After an assignment (the worker is between batches then, and a rebalance pauses
-processing anyway) the long-lived objects are moved to the permanent generation
-(:func:`gc.freeze`), so full passes walk only what was made since: 40-50 ms.
+batch.  After an assignment, before its first batch (a rebalance pauses processing anyway),
+the long-lived objects are moved to the permanent generation (:func:`gc.freeze`), so full
+passes walk only what was made since: 26-49 ms.  The worker does it from its loop, not in
+the rebalance listener: kafka-python may run the listener on its I/O loop, which warns of
+any task that holds it over 100 ms (a settle takes ~200 ms in `secmon demo`'s process).
 
 Frozen objects are never collected, so each settle first unfreezes and collects: a cycle
 that died since the last assignment is freed then, and nothing is held for longer than

@@ -131,6 +131,9 @@ class Worker:
         self._last_gauges = 0
         self.last_loop_monotonic = 0.0
         self._in_listener = False
+        #: Set by an assignment: move the long-lived objects out of the collector's full
+        #: passes before the next batch (secmon/runtime/heap.py).
+        self._settle_heap = False
         self.partitions = 0
         self.outbox_depth: Callable[[], int] = lambda: 0
         #: Called once per poll batch with its decoded ``account.snapshot`` events, before the
@@ -156,6 +159,10 @@ class Worker:
                 self._apply_backpressure(consumer)
                 self._align_partitions(consumer)
                 batch = consumer.poll(timeout_ms=100, max_records=self.config.kafka.max_poll_records)
+                if self._settle_heap:  # after an assignment, before its first batch
+                    self._settle_heap = False
+                    frozen, took = settle_long_lived()
+                    log.info("%d long-lived objects out of the collector's way (%.0f ms)", frozen, took * 1000)
                 self._resolve_positions(consumer)
                 started = time.perf_counter()
                 now = self.clock()
@@ -506,11 +513,10 @@ class Worker:
         self._aligned.clear()  # likewise: the next loop pauses what is still too far ahead
         for topic in {tp.topic for tp in assigned}:
             self.metrics.assigned_partitions.labels(topic).set(sum(1 for tp in assigned if tp.topic == topic))
-        frozen, took = settle_long_lived()  # before the first batch: see secmon/runtime/heap.py
+        self._settle_heap = True  # in the loop, not here: kafka-python may run this on its I/O loop
         self.ready.set()
         self.metrics.ready.set(1)
-        log.info("assigned %d partitions; restored %d state keys; %d long-lived objects out of the collector's "
-                 "way (%.0f ms)", len(assigned), restored, frozen, took * 1000)
+        log.info("assigned %d partitions; restored %d state keys", len(assigned), restored)
 
     def _new_account_runtime(self, p: int, inputs: list[str]) -> TaskRuntime:
         task = self.pipeline.account_task(
