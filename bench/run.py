@@ -185,6 +185,22 @@ def _produce_at_rate(bootstrap: str, names: dict[str, str], events: EventSet, to
     out.write_bytes(orjson.dumps({"offered": offered, "sent_at": sent_at}))
 
 
+def _offer_in_child(bootstrap: str, names: dict[str, str], events: EventSet, total: int, rate: int,
+                    out: Path) -> dict[str, Any]:
+    """Run :func:`_produce_at_rate` in a forked process, wait for it, and return what it
+    wrote (``offered``, ``sent_at``)."""
+    import multiprocessing
+
+    child = multiprocessing.get_context("fork").Process(
+        target=_produce_at_rate, args=(bootstrap, names, events, total, rate, out))
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise RuntimeError(f"the producer process failed (exit {child.exitcode})")
+    result: dict[str, Any] = orjson.loads(out.read_bytes())
+    return result
+
+
 def _fast_producer(bootstrap: str) -> tuple[Callable[[str, bytes, bytes], None], Callable[[], None]]:
     try:
         from confluent_kafka import Producer
@@ -233,8 +249,6 @@ def _histogram_quantiles(histogram: Any, **labels: str) -> dict[str, float | Non
 def latency_at_rate(bootstrap: str, events: EventSet, tmp: Path, rate: int, seconds: float) -> dict[str, Any]:
     """Event-to-finding latency: from the moment the triggering event is sent to the moment
     its finding can be read from ``secmon.findings``, with every detector on."""
-    import multiprocessing
-
     from secmon.app import build_service
 
     prefix = new_prefix()
@@ -262,14 +276,7 @@ def latency_at_rate(bootstrap: str, events: EventSet, tmp: Path, rate: int, seco
 
     reader = threading.Thread(target=read_findings, daemon=True)
     reader.start()
-    sent_file = tmp / f"{prefix}.sent.json"
-    child = multiprocessing.get_context("fork").Process(
-        target=_produce_at_rate, args=(bootstrap, names, events, total, rate, sent_file))
-    child.start()
-    child.join()
-    if child.exitcode != 0:
-        raise RuntimeError(f"the producer process failed (exit {child.exitcode})")
-    sent = orjson.loads(sent_file.read_bytes())
+    sent = _offer_in_child(bootstrap, names, events, total, rate, tmp / f"{prefix}.sent.json")
     sent_at: dict[str, float] = sent["sent_at"]
     time.sleep(5)
     stop.set()
@@ -294,8 +301,7 @@ def latency_at_rate(bootstrap: str, events: EventSet, tmp: Path, rate: int, seco
         by_kind.setdefault(f["kind"], []).append(ms)
 
     def q(values: list[float], p: float) -> float | None:
-        values = sorted(values)
-        return round(values[min(len(values) - 1, int(p * len(values)))], 1) if values else None
+        return _nearest_rank(sorted(values), p) if values else None
 
     service_side = {
         "record_to_commit": _histogram_quantiles(metrics.processing_latency),
@@ -312,6 +318,11 @@ def latency_at_rate(bootstrap: str, events: EventSet, tmp: Path, rate: int, seco
             "by_window": _by_window(timed, min(sent_at.values())) if timed else []}
 
 
+def _nearest_rank(ordered: list[float], p: float) -> float:
+    """The ``p`` quantile of sorted values (nearest rank), rounded to 0.1."""
+    return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 1)
+
+
 def _by_window(samples: list[tuple[float, float]], start: float, width_s: float = 5.0) -> list[dict[str, Any]]:
     """``(sent_at, latency_ms)`` samples → p50/p99/max per ``width_s`` of send time: whether
     the latency stays level over the run or grows with it."""
@@ -321,9 +332,8 @@ def _by_window(samples: list[tuple[float, float]], start: float, width_s: float 
     out = []
     for w, values in sorted(windows.items()):
         values.sort()
-        out.append({"from_s": w * width_s, "n": len(values), "p50_ms": round(values[len(values) // 2], 1),
-                    "p99_ms": round(values[min(len(values) - 1, int(0.99 * len(values)))], 1),
-                    "max_ms": round(values[-1], 1)})
+        out.append({"from_s": w * width_s, "n": len(values), "p50_ms": _nearest_rank(values, 0.5),
+                    "p99_ms": _nearest_rank(values, 0.99), "max_ms": round(values[-1], 1)})
     return out
 
 
@@ -333,8 +343,6 @@ def broker_floor(events: EventSet, tmp: Path, rate: int, seconds: float) -> dict
     settings), from send to receipt (the record's create time, which the producer stamps as
     it sends).  A finding takes at least two such hops (input, feed): this is the part of the
     latency that no work in secmon can take away."""
-    import multiprocessing
-
     with EmbeddedBroker() as broker:
         prefix = new_prefix()
         names = create_topics(broker.bootstrap, prefix)
@@ -356,18 +364,15 @@ def broker_floor(events: EventSet, tmp: Path, rate: int, seconds: float) -> dict
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
-        child = multiprocessing.get_context("fork").Process(
-            target=_produce_at_rate, args=(broker.bootstrap, names, events, total, rate, tmp / f"{prefix}.sent.json"))
-        child.start()
-        child.join()
+        _offer_in_child(broker.bootstrap, names, events, total, rate, tmp / f"{prefix}.sent.json")
         time.sleep(2)
         stop.set()
         reader.join(10)
         consumer.close()
     ms = sorted(lat for _, lat in received)
     start = min(sent for sent, _ in received)
-    return {"events": total, "received": len(ms), "p50_ms": round(ms[len(ms) // 2], 1),
-            "p99_ms": round(ms[int(0.99 * len(ms))], 1), "max_ms": round(ms[-1], 1),
+    return {"events": total, "received": len(ms), "p50_ms": _nearest_rank(ms, 0.5),
+            "p99_ms": _nearest_rank(ms, 0.99), "max_ms": round(ms[-1], 1),
             "by_window": _by_window(received, start)}
 
 
