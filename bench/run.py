@@ -13,7 +13,8 @@ On the embedded broker (Tansu) it measures, in one run:
   3. the engine alone from a file (``secmon replay``'s path), all detectors on and off;
   4. p50/p99 event-to-finding latency at a fixed offered rate (10k events/s by default), per
      5 s of the run too, beside the broker's floor: one bare hop at the same rate on a fresh
-     broker (``broker_floor``);
+     broker (``broker_floor``); for the platform producer's linger of 5 ms (librdkafka's
+     default), then again for 20 ms (``--producer-linger-ms``);
   5. resident memory per active account (100k and 1M accounts) with every detector on;
   6. scale-out on this machine: one and two ``secmon run`` processes in one consumer group,
      all detectors, PostgreSQL store (``bench/scale.py``; ``--pg``).
@@ -50,6 +51,20 @@ from secmon.runtime.broker import EmbeddedBroker
 from secmon.runtime.replay import replay
 
 ALL_OFF = {name: {"enabled": False} for name in REGISTRY}
+#: How long the latency run's platform producer batches before it sends (librdkafka's
+#: default, and the Java client's since Kafka 4.0).  It matters more on the embedded broker
+#: than on Kafka: Tansu's memory engine lists every batch a partition holds on each fetch, so
+#: its CPU per fetch grows with the number of batches produced so far (``--producer-linger-ms``).
+PLATFORM_LINGER_MS = 5
+
+
+def python_loop_us() -> float:
+    """This machine's speed at the moment, for comparing runs: the best of five timings of a
+    fixed pure-Python loop (``sum(i * i for i in range(10_000))``), in µs.  The VM's speed
+    drifts (seen here: 450-870 µs within a day), and every figure in a run drifts with it."""
+    import timeit
+
+    return round(min(timeit.repeat("sum(i * i for i in range(10_000))", number=200, repeat=5)) / 200 * 1e6, 1)
 
 
 def log(msg: str) -> None:
@@ -157,7 +172,7 @@ def engine_only(path: Path, detectors: dict[str, Any]) -> dict[str, float]:
 
 # -- 4. latency at a fixed offered rate ------------------------------------------------------
 def _produce_at_rate(bootstrap: str, names: dict[str, str], events: EventSet, total: int, rate: int,
-                     out: Path) -> None:
+                     out: Path, linger_ms: int) -> None:
     """The platform's producer, in its own process (as it is live): a producer loop sharing
     secmon's interpreter would take the GIL from it and measure contention, not secmon.
     It uses librdkafka (``confluent-kafka``, the ``bench`` extra) when installed: on a 2-core
@@ -170,7 +185,7 @@ def _produce_at_rate(bootstrap: str, names: dict[str, str], events: EventSet, to
         doc["occurred_at"] = "\0"
         before, after = orjson.dumps(doc).split(b"\\u0000", 1)
         templates.append((before, after, doc["event_id"]))
-    send, flush = _fast_producer(bootstrap)
+    send, flush = _fast_producer(bootstrap, linger_ms)
     sent_at: dict[str, float] = {}
     start = time.perf_counter()
     for i, (before, after, event_id) in enumerate(templates):
@@ -186,13 +201,13 @@ def _produce_at_rate(bootstrap: str, names: dict[str, str], events: EventSet, to
 
 
 def _offer_in_child(bootstrap: str, names: dict[str, str], events: EventSet, total: int, rate: int,
-                    out: Path) -> dict[str, Any]:
+                    out: Path, linger_ms: int) -> dict[str, Any]:
     """Run :func:`_produce_at_rate` in a forked process, wait for it, and return what it
     wrote (``offered``, ``sent_at``)."""
     import multiprocessing
 
     child = multiprocessing.get_context("fork").Process(
-        target=_produce_at_rate, args=(bootstrap, names, events, total, rate, out))
+        target=_produce_at_rate, args=(bootstrap, names, events, total, rate, out, linger_ms))
     child.start()
     child.join()
     if child.exitcode != 0:
@@ -201,15 +216,15 @@ def _offer_in_child(bootstrap: str, names: dict[str, str], events: EventSet, tot
     return result
 
 
-def _fast_producer(bootstrap: str) -> tuple[Callable[[str, bytes, bytes], None], Callable[[], None]]:
+def _fast_producer(bootstrap: str, linger_ms: int) -> tuple[Callable[[str, bytes, bytes], None], Callable[[], None]]:
     try:
         from confluent_kafka import Producer
     except ImportError:
         from kafka import KafkaProducer
 
-        kp = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=1, acks=1)
+        kp = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=linger_ms, acks=1)
         return (lambda topic, key, value: kp.send(topic, key=key, value=value)), kp.flush
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "acks": 1,
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": linger_ms, "acks": 1,
                          "partitioner": "murmur2_random"})  # kafka-python's (and Java's) partitioner
 
     def send(topic: str, key: bytes, value: bytes) -> None:
@@ -246,9 +261,11 @@ def _histogram_quantiles(histogram: Any, **labels: str) -> dict[str, float | Non
     return {"p50_ms": q(0.5), "p99_ms": q(0.99), "count": total}
 
 
-def latency_at_rate(bootstrap: str, events: EventSet, tmp: Path, rate: int, seconds: float) -> dict[str, Any]:
+def latency_at_rate(bootstrap: str, events: EventSet, tmp: Path, rate: int, seconds: float,
+                    linger_ms: int = PLATFORM_LINGER_MS) -> dict[str, Any]:
     """Event-to-finding latency: from the moment the triggering event is sent to the moment
-    its finding can be read from ``secmon.findings``, with every detector on."""
+    its finding can be read from ``secmon.findings``, with every detector on; the platform's
+    producer batches for ``linger_ms``."""
     from secmon.app import build_service
 
     prefix = new_prefix()
@@ -276,7 +293,7 @@ def latency_at_rate(bootstrap: str, events: EventSet, tmp: Path, rate: int, seco
 
     reader = threading.Thread(target=read_findings, daemon=True)
     reader.start()
-    sent = _offer_in_child(bootstrap, names, events, total, rate, tmp / f"{prefix}.sent.json")
+    sent = _offer_in_child(bootstrap, names, events, total, rate, tmp / f"{prefix}.sent.json", linger_ms)
     sent_at: dict[str, float] = sent["sent_at"]
     time.sleep(5)
     stop.set()
@@ -337,7 +354,8 @@ def _by_window(samples: list[tuple[float, float]], start: float, width_s: float 
     return out
 
 
-def broker_floor(events: EventSet, tmp: Path, rate: int, seconds: float) -> dict[str, Any]:
+def broker_floor(events: EventSet, tmp: Path, rate: int, seconds: float,
+                 linger_ms: int = PLATFORM_LINGER_MS) -> dict[str, Any]:
     """One broker hop, nothing else: the latency producer's events at the same rate on a
     fresh broker, read by a bare kafka-python consumer of the input topics (secmon's fetch
     settings), from send to receipt (the record's create time, which the producer stamps as
@@ -364,7 +382,7 @@ def broker_floor(events: EventSet, tmp: Path, rate: int, seconds: float) -> dict
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
-        _offer_in_child(broker.bootstrap, names, events, total, rate, tmp / f"{prefix}.sent.json")
+        _offer_in_child(broker.bootstrap, names, events, total, rate, tmp / f"{prefix}.sent.json", linger_ms)
         time.sleep(2)
         stop.set()
         reader.join(10)
@@ -392,6 +410,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench/results.json"))
     ap.add_argument("--rate", type=int, default=10_000, help="offered rate for the latency run")
     ap.add_argument("--latency-seconds", type=float, default=30)
+    ap.add_argument("--producer-linger-ms", default=f"{PLATFORM_LINGER_MS},20",
+                    help="the latency run's platform producer linger; each further value runs the "
+                         "latency part again with it (default: %(default)s)")
     ap.add_argument("--memory", default="100000,1000000", help="account counts for the memory runs ('' to skip)")
     ap.add_argument("--quick", action="store_true", help="1,000 accounts × 1 day, 5 s of latency, 20k accounts of memory (smoke)")
     ap.add_argument("--only", default="engine,e2e,latency,memory,scale",
@@ -413,7 +434,8 @@ def main() -> None:
     events = EventSet.load(args.events)
     n = len(events)
     results: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "python_loop_us": {"start": python_loop_us()}},
         "events": n,
         "detectors": sorted(REGISTRY),
     }
@@ -424,23 +446,40 @@ def main() -> None:
         eo = results["engine_only_all_detectors"]
         log(f"engine only: {eo['events_per_s']:,.0f} ev/s all detectors; "
             f"{results['engine_only_no_detectors']['events_per_s']:,.0f} ev/s none")
-    if "latency" in parts:  # the broker's own share of it, on a broker of its own
-        results["latency_broker_floor"] = broker_floor(events, tmp, args.rate, args.latency_seconds)
-        log(f"broker floor (one hop, no secmon) at {args.rate:,} ev/s offered: {results['latency_broker_floor']}")
+    if "latency" in parts:
+        lingers = [int(ms) for ms in args.producer_linger_ms.split(",")]
+        latency(events, tmp, args.rate, args.latency_seconds, lingers, results)
     with EmbeddedBroker() as broker:
-        if "latency" in parts:  # first, on a quiet broker
-            results["latency"] = latency_at_rate(broker.bootstrap, events, tmp, args.rate, args.latency_seconds)
-            log(f"latency at {args.rate:,} ev/s offered: {results['latency']}")
         if "e2e" in parts:
             e2e(broker.bootstrap, events, tmp, results, workers=args.workers)
         if "scale" in parts:
             scale(broker.bootstrap, events, tmp, args.pg, results)
     if "memory" in parts:
         memory(args.memory, results)
+    results["machine"]["python_loop_us"]["end"] = python_loop_us()
     results["bench_max_rss_mib"] = round(max_rss_mib(), 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     print(json.dumps(results, indent=2, sort_keys=True))
+
+
+def latency(events: EventSet, tmp: Path, rate: int, seconds: float, lingers: list[int],
+            results: dict[str, Any]) -> None:
+    """Part 4 for each platform producer linger in ``lingers``: the broker's floor and
+    secmon's latency, each on a fresh broker.  The first linger's figures are ``latency`` and
+    ``latency_broker_floor``; the others go under ``latency_other_lingers``, in brief."""
+    for i, linger_ms in enumerate(lingers):
+        floor = broker_floor(events, tmp, rate, seconds, linger_ms)
+        log(f"broker floor (one hop, no secmon) at {rate:,} ev/s offered, linger {linger_ms} ms: {floor}")
+        with EmbeddedBroker() as broker:
+            secmon = latency_at_rate(broker.bootstrap, events, tmp, rate, seconds, linger_ms)
+        log(f"latency at {rate:,} ev/s offered, linger {linger_ms} ms: {secmon}")
+        if i == 0:
+            results["latency_producer_linger_ms"] = linger_ms
+            results["latency_broker_floor"], results["latency"] = floor, secmon
+            continue
+        brief = {k: secmon[k] for k in ("findings_measured", "p50_ms", "p99_ms", "max_ms", "by_window")}
+        results.setdefault("latency_other_lingers", {})[str(linger_ms)] = {"broker_floor": floor, "secmon": brief}
 
 
 def e2e(bootstrap: str, events: EventSet, tmp: Path, results: dict[str, Any], rounds: int = 3,
