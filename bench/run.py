@@ -61,7 +61,7 @@ PLATFORM_LINGER_MS = 5
 def python_loop_us() -> float:
     """This machine's speed at the moment, for comparing runs: the best of five timings of a
     fixed pure-Python loop (``sum(i * i for i in range(10_000))``), in µs.  The VM's speed
-    drifts (seen here: 450-870 µs within a day), and every figure in a run drifts with it."""
+    drifts (seen here: 450-920 µs within a day), and every figure in a run drifts with it."""
     import timeit
 
     return round(min(timeit.repeat("sum(i * i for i in range(10_000))", number=200, repeat=5)) / 200 * 1e6, 1)
