@@ -5,7 +5,9 @@ The sequence, per account, within ``window_ms`` (24 h) of the risky access:
 1. **risky access** — a successful login from a device or country the account has not
    used before (only once the account has a known one: a first login is not "new"), a
    login after ``attack_min_failures`` failures since the last success and within
-   ``attack_window_ms`` (an account under attack), or a ``compromise_suspected`` finding of
+   ``attack_window_ms`` (an account under attack; ``unknown_account`` failures are not
+   counted, and hold no state: there is no such account, and a combo list is mostly such
+   names), or a ``compromise_suspected`` finding of
    another detector of the same task (``finding_kinds``);
 2. **change** — ``password.changed``, ``mfa.disabled``, ``contact.changed``,
    ``recovery_code.used`` or ``mfa.enrolled`` (an intruder enrolling their own TOTP locks
@@ -41,6 +43,7 @@ from __future__ import annotations
 import sys
 import zlib
 from array import array
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -159,6 +162,13 @@ class AccountTakeover(Detector[AccountTakeoverConfig, AtoState]):
         #: (account, time, device CRC) of the login being handled: a ``compromise_suspected``
         #: finding arrives while it is (transient, never checkpointed).
         self._login_seen: tuple[str, int, int] = ("", 0, 0)
+
+    def handlers(self) -> dict[str, Callable[[Any, Context], None]]:
+        return super().handlers() | {"login.failed": self._login_failed}
+
+    def _login_failed(self, event: LoginFailed, ctx: Context) -> None:
+        if event.payload.reason != "unknown_account":  # no such account: nothing to take over
+            self.on_event(event, ctx)
 
     def on_event(self, event: Event, ctx: Context) -> None:
         key = event.account_id

@@ -43,10 +43,12 @@ accounts, a few typos each and mostly successes yields no finding.
 success at an untracked source costs three dict lookups and changes nothing).  Per source
 key: a dict of recently active accounts (pruned to the tracking window, capped at
 ``max_accounts_tracked`` with the least recently active dropped) with one 32-byte int each
-(counts and times in seconds, packed: see ``_LAST_MASK``), a running count of accounts that
-failed and never succeeded, a few capped lists and, only while a finding is open, a small
-slot struct.  Exact evaluation scans the dict, so it runs
-only when the running counts make a finding possible, and at most once per
+(counts and times in seconds, packed: see ``_LAST_MASK``), running counts (accounts that
+failed and never succeeded, accounts revisited as a spray does, failures per stuffing
+window), a few capped lists and, only while a finding is open, a small slot struct.  Exact
+evaluation scans the dict, so it runs only when the running counts make a finding possible (failing accounts and failures per
+window for stuffing, accounts revisited in rounds for spraying: a botnet's address trying a
+dozen accounts once each is never scanned), and at most once per
 ``eval_interval_ms`` — or ``spraying.eval_interval_ms`` at a level only spraying is reported at
 (the ASN): a spray unfolds over hours, and an ASN's dict is the largest to scan.
 """
@@ -97,6 +99,13 @@ _LEVELS: Final = ("ip", "net", "asn")
 #: A state key's level from its first letter (``ip:``, ``net:``, ``asn:``).
 _LEVEL_OF: Final = {"i": "ip", "n": "net", "a": "asn"}
 _NEVER: Final = 2**62
+#: ``SourceState.att``: failures counted per fixed stuffing window: the window's number in
+#: bits 32 and up, the previous window's count in bits 16-31, this window's in bits 0-15.
+_ATT_COUNT: Final = 0xFFFF
+_AGE_MASK: Final = _AGE_CAP << _AGE_SHIFT
+#: ``SourceState.rv`` of a state from before the count existed: high enough to let a scan run.
+_RV_UNKNOWN: Final = 2**30
+_COVER_MASK: Final = 3 << _COVER_SHIFT
 #: A success of an account already succeeding at a source is recorded again (its last
 #: activity moved on) only after this long (seconds): users log in many times a day from one place.
 _SUCCESS_REFRESH_S: Final = 10 * MINUTE_MS // 1000
@@ -221,15 +230,18 @@ class Slot(msgspec.Struct, array_like=True, gc=False):
 
 if TYPE_CHECKING:
     _Stored: TypeAlias = int
+    _Attempts: TypeAlias = int
 else:  # checkpoints written before entries were ints hold (failures, successes, first failure
     # ms, last activity ms, cover bits) tuples: read, then converted by SourceState.__post_init__
     _Stored = int | tuple[int, int, int, int, int]
+    # Checkpoints before 2026-11-27 held the newest failure times as a tuple (read as 0).
+    _Attempts = int | tuple[int, ...]
 
 
 class SourceState(KeyState, array_like=True):
     acc: dict[str, _Stored] = {}  # account → entry (see _LAST_MASK.._ONE_OK)
     # Short bounded lists are tuples (common.pushed): most sources keep them empty or short.
-    att: tuple[int, ...] = ()  # newest failure times (cap stuffing.min_attempts): cheap pre-check
+    att: _Attempts = 0  # failures in this and the last stuffing window (_ATT_COUNT): pre-check
     fo: int = 0  # accounts that failed and never succeeded (running; exact after a scan)
     ips: tuple[str, ...] = ()  # recent distinct failing IPs (net/asn levels, cap 32)
     ev: tuple[str, ...] = ()  # newest failure event ids
@@ -238,11 +250,18 @@ class SourceState(KeyState, array_like=True):
     st: Slot | None = None  # open credential_stuffing finding
     sp: Slot | None = None  # open password_spraying finding
     cmp: tuple[str, ...] = ()  # accounts already reported as compromised from here (cap 32)
+    #: Accounts revisited as a spray does (spraying's attempts per account, spread over
+    #: ``min_spread_ms``, not covered): counted as entries turn so (running, an upper bound;
+    #: exact after a scan).  A state read from a checkpoint written before it existed holds
+    #: _RV_UNKNOWN, which lets the next scan run and count it.
+    rv: int = _RV_UNKNOWN
 
     def __post_init__(self) -> None:
         acc = self.acc
         if acc and not all(type(e) is int for e in acc.values()):
             self.acc = {a: e if type(e) is int else _from_tuple(e) for a, e in acc.items()}
+        if type(self.att) is not int:  # a tuple of times: the count starts afresh
+            self.att = 0
 
 
 @lru_cache(maxsize=65536)
@@ -277,22 +296,24 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
             "login.succeeded": self._succeeded,
         }
         sp = c.spraying
-        #: Per level, how often the exact scan may run (see the module doc).
-        self._eval_every = {
-            level: c.eval_interval_ms if level in c.stuffing.levels else max(c.eval_interval_ms, sp.eval_interval_ms)
-            for level in _LEVELS
-        }
-        #: Per level, the failing accounts from which a scan may find stuffing and spraying
-        #: (a cheap pre-check before the exact scan; _NEVER where the rule does not apply).
-        self._pre_check = {
-            level: (
+        #: Per level (by the state key's first letter): its name; the counts from which a scan
+        #: may find stuffing (failing accounts), spraying by revisits (revisited accounts)
+        #: and spraying by breadth (failing accounts): a cheap pre-check before the exact
+        #: scan, _NEVER where the rule does not apply; and how often the scan may run (see
+        #: the module doc).
+        self._level_checks: dict[str, tuple[str, int, int, int, int]] = {
+            level[0]: (
+                level,
                 c.stuffing.min_accounts if level in c.stuffing.levels else _NEVER,
-                _NEVER if level not in sp.levels
-                else min(sp.min_accounts, sp.breadth_min_accounts) if level in sp.breadth_levels
-                else sp.min_accounts,
+                sp.min_accounts if level in sp.levels else _NEVER,
+                sp.breadth_min_accounts if level in sp.levels and level in sp.breadth_levels else _NEVER,
+                c.eval_interval_ms if level in c.stuffing.levels else max(c.eval_interval_ms, sp.eval_interval_ms),
             )
             for level in _LEVELS
         }
+        #: An entry is a spray revisit with this many failures and at least this age (shifted).
+        self._revisit = (sp.min_attempts_per_account, sp.max_attempts_per_account,
+                         -(-sp.min_spread_ms // 1000) << _AGE_SHIFT)
 
     # -- forwarding (runs in the account tasks) --------------------------------------------
     @classmethod
@@ -377,24 +398,30 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
             self._check_compromise(keys, [get(k) for k in keys], r, ctx)
 
     def _failure(self, r: SourceRecord, ctx: Context) -> None:
+        """Count a failure at each level of its source, narrowest first, and evaluate the
+        level when its running counts make a finding possible.  In an attack nearly every
+        event comes here, so the per-level work is inlined (no helper calls below the exact
+        scan): in a 300k-attempt storm (``bench/storm.py``) this is the detector's hot path."""
         ip, asn = r.ip, r.asn
         if self._has_allowlist and self._is_allowed(ip, asn):
             return
         keys = self._level_keys(ip, asn)
         if not keys:
             return
-        ts, acct = r.ts, r.account_id
+        ts, acct, event_id = r.ts, r.account_id, r.event_id
         c = self.config
-        get = self.state.get
+        get, put = self.state.get, self.state.put
         states = []
         for key in keys:
             s = get(key)
-            if s is None:
-                s = SourceState()
-            states.append(s)
+            states.append(SourceState(rv=0) if s is None else s)
         cover = 0
         first_wide = 1 if keys[0][0] == "i" else 0
         min_attempts, max_evidence = c.stuffing.min_attempts, c.max_evidence
+        st_window, sp_window = c.stuffing.window_ms, c.spraying.window_ms
+        checks = self._level_checks
+        rv_lo, rv_hi, spread = self._revisit
+        breadth_ips = c.spraying.breadth_min_ips
         now = ts // 1000
         for i, s in enumerate(states):
             acc = s.acc
@@ -416,17 +443,57 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
                 entry = e >> _COVER_SHIFT << _COVER_SHIFT | age << _AGE_SHIFT | now
                 if fails < _FAILS_CAP:
                     entry += _ONE_FAIL
-            acc[acct] = entry | cover << _COVER_SHIFT
+            entry |= cover << _COVER_SHIFT
+            acc[acct] = entry
+            # A spray revisit now (failures within spraying's range, spread out, no success,
+            # not covered) and not before: the running count of revisited accounts grows.
+            if (rv_lo <= entry >> _FAIL_SHIFT <= rv_hi and entry & _AGE_MASK >= spread and not entry & _COVER_MASK
+                    and not (e is not None and rv_lo <= e >> _FAIL_SHIFT <= rv_hi and e & _AGE_MASK >= spread
+                             and not e & _COVER_MASK)):
+                s.rv += 1
             if e is None and len(acc) > self._cap_hi:
                 _shrink(s, c.max_accounts_tracked)  # counts fo afresh, this account included
-            s.att = pushed(s.att, ts, min_attempts)
-            s.ev = pushed(s.ev, r.event_id, max_evidence)
+            # Failures per fixed stuffing window, this one and the one before: together they
+            # cover the sliding window (an upper bound, as a pre-check needs), without a list
+            # of times to copy on every failure of an attack.
+            att, w = s.att, ts // st_window
+            if att >> 32 >= w:  # (a late event counts in the newest window)
+                if att & _ATT_COUNT < _ATT_COUNT:
+                    att += 1
+            elif att >> 32 == w - 1:
+                att = w << 32 | (att & _ATT_COUNT) << 16 | 1
+            else:
+                att = w << 32 | 1
+            s.att = att
+            # common.pushed, inlined: the newest failure event ids
+            evs = s.ev
+            s.ev = (*evs[len(evs) - max_evidence + 1:], event_id) if len(evs) >= max_evidence else (*evs, event_id)
             if i >= first_wide and ip and ip not in s.ips:
                 s.ips = pushed(s.ips, ip, 32)
-            cover |= self._evaluate(keys, states, i, ts, asn, ctx)
-        put = self.state.put
-        for key, s in zip(keys, states, strict=True):
-            put(key, s, ts)
+            # Evaluate the level: open findings follow the attack; the exact scan runs only
+            # when the running counts make a finding possible, and at most once per interval.
+            level, stuff_min, revisit_min, breadth_min, every = checks[keys[i][0]]
+            st_open = sp_open = False
+            st, sp = s.st, s.sp
+            if st is not None and ts - st.last <= st_window:
+                st.last, st_open = ts, True
+            if sp is not None and ts - sp.last <= sp_window:
+                sp.last, sp_open = ts, True
+            fo = s.fo
+            if (st_open or sp_open or s.rv >= revisit_min
+                    or (fo >= breadth_min and len(s.ips) >= breadth_ips)
+                    or (fo >= stuff_min and (att & _ATT_COUNT) + (att >> 16 & _ATT_COUNT) >= min_attempts)) \
+                    and ts - s.eval_at >= every:
+                s.eval_at = ts
+                self._scan(keys, states, i, level, ts, asn, st_open, sp_open, ctx)
+                st, sp = s.st, s.sp
+                st_open = st is not None and ts - st.last <= st_window
+                sp_open = sp is not None and ts - sp.last <= sp_window
+            if st_open:
+                cover |= _COVER_STUFF
+            if sp_open:
+                cover |= _COVER_SPRAY
+            put(keys[i], s, ts)
 
     def _level_keys(self, ip: str | None, asn: int | None) -> tuple[str, ...]:
         """The state keys of a login's source, narrowest first.
@@ -462,31 +529,6 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
         return allowed
 
     # -- evaluation ------------------------------------------------------------------------
-    def _evaluate(
-        self, keys: tuple[str, ...], states: list[SourceState], i: int, ts: int, asn: int | None, ctx: Context
-    ) -> int:
-        """Update level ``i`` after a failure; returns its cover bits for the wider levels."""
-        c = self.config
-        s = states[i]
-        level = _LEVEL_OF[keys[i][0]]
-        st_open = s.st is not None and ts - s.st.last <= c.stuffing.window_ms
-        sp_open = s.sp is not None and ts - s.sp.last <= c.spraying.window_ms
-        if s.st is not None and st_open:
-            s.st.last = ts
-        if s.sp is not None and sp_open:
-            s.sp.last = ts
-        fo = s.fo
-        stuff_min, spray_min = self._pre_check[level]
-        stuff_pre = (
-            fo >= stuff_min and len(s.att) >= c.stuffing.min_attempts and s.att[0] >= ts - c.stuffing.window_ms
-        )
-        if (stuff_pre or fo >= spray_min or st_open or sp_open) and ts - s.eval_at >= self._eval_every[level]:
-            s.eval_at = ts
-            self._scan(keys, states, i, level, ts, asn, st_open, sp_open, ctx)
-            st_open = s.st is not None and ts - s.st.last <= c.stuffing.window_ms
-            sp_open = s.sp is not None and ts - s.sp.last <= c.spraying.window_ms
-        return (_COVER_STUFF if st_open else 0) | (_COVER_SPRAY if sp_open else 0)
-
     def _scan(self, keys: tuple[str, ...], states: list[SourceState], i: int, level: str, ts: int,
               asn: int | None, st_open: bool, sp_open: bool, ctx: Context) -> None:
         """Exact counts over the level's accounts; open or update findings."""
@@ -501,8 +543,8 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
         # The hottest loop of the detector (up to max_accounts_tracked entries): fields are
         # tested in place where a mask will do, constants are locals.
         last_mask, one_ok = _LAST_MASK, _ONE_OK
-        age_mask, spread = _AGE_CAP << _AGE_SHIFT, -(-sp.min_spread_ms // 1000) << _AGE_SHIFT
-        stuff_bit, cover_mask = _COVER_STUFF << _COVER_SHIFT, 3 << _COVER_SHIFT
+        age_mask, spread = _AGE_MASK, self._revisit[2]
+        stuff_bit, cover_mask = _COVER_STUFF << _COVER_SHIFT, _COVER_MASK
         for e in s.acc.values():
             last = e & last_mask
             if last < horizon:
@@ -532,7 +574,7 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
             acc = s.acc
             for k in [k for k, v in acc.items() if v & _LAST_MASK < horizon]:
                 del acc[k]
-        s.fo = n_fail
+        s.fo, s.rv = n_fail, n_sp
         se = c.shared_egress
         if n_ok >= se.min_accounts:
             s.shared_until = ts + se.memory_ms

@@ -50,6 +50,8 @@ class ReplayResult:
     findings: list[Finding] = field(default_factory=list)
     finding_records: int = 0
     seconds: float = 0.0
+    #: Keys the detectors hold at the end (both tasks, hot or in the cold tier).
+    state_keys: int = 0
 
     @property
     def events_per_second(self) -> float:
@@ -116,6 +118,7 @@ def replay(
         source_task.advance_to(account_task.stream_ms)
         source_task.flush()
     result.seconds = time.perf_counter() - started
+    result.state_keys = account_task.state_keys() + (source_task.state_keys() if source_task is not None else 0)
     if bar is not None:
         bar.update(in_batch)
         bar.close()

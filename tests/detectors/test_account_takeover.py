@@ -7,6 +7,7 @@ from typing import Any
 
 from secmon.detectors.account_takeover import AccountTakeover, AccountTakeoverConfig
 from secmon.detectors.registry import DetectorSpec
+from tests.helpers.detectors import run_events
 from tests.helpers.events import DAY, HOUR, MINUTE, T0, ev, geo, replay_findings
 
 HOME: dict[str, Any] = {"device_id": "d-home", "geo": geo("DE")}
@@ -175,3 +176,17 @@ def test_change_long_before_the_access_does_not_count(tmp_path: Path) -> None:
         *takeover()[2:],
     ]
     assert replay_findings(tmp_path, events, [spec()]) == []
+
+
+def test_unknown_account_failures_neither_count_nor_hold_state(tmp_path: Path) -> None:
+    """A combo list is mostly names the platform does not know: no account to take over, so
+    no state is kept for them (a storm of them would otherwise sit in memory for a month)
+    and they do not make a later success risky."""
+    fails = [ev("login.failed", "w1", T0 - 30 * MINUTE + i * MINUTE, {"reason": "unknown_account"}, **EVIL)
+             for i in range(6)]
+    seq = takeover()
+    seq[0] = ev("login.succeeded", "w1", T0, **HOME)
+    assert replay_findings(tmp_path, history() + fails + seq, [spec()]) == []
+    combo = [ev("login.failed", f"nobody{i}", T0 + i, {"reason": "unknown_account"}, **EVIL) for i in range(50)]
+    task = run_events(combo, {AccountTakeover: {}}).account_task
+    assert task is not None and len(task.by_name["account_takeover"].state) == 0

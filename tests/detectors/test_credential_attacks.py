@@ -238,9 +238,36 @@ def test_a_source_state_checkpointed_with_tuple_entries_is_read_as_ints() -> Non
     state = msgspec.msgpack.Decoder(SourceState).decode(legacy)
     assert entry_fields(state.acc["a"]) == (2, 0, T0 // 1000, (T0 + 30 * MINUTE) // 1000, 1)
     assert entry_fields(state.acc["b"])[:2] == (0, 1) and state.acc["b"] & (2**32 - 1) == (T0 + 5 * SECOND) // 1000
-    assert state.fo == 1 and state.att == (T0,)
+    assert state.fo == 1 and state.att == 0  # the failure times: the count starts afresh
+    assert state.rv >= 2**30  # no revisit count yet: the next scan may run and count them
     again = msgspec.msgpack.Decoder(SourceState).decode(msgspec.msgpack.encode(state))
     assert again.acc == state.acc  # written back as ints
+
+
+def test_a_stuffing_burst_across_two_counting_windows_is_found() -> None:
+    """Failures are counted per fixed 30-min window for the pre-check: a burst split by a
+    window's end still adds up (the two windows are read together)."""
+    window = 30 * MINUTE
+    start = (T0 // window + 1) * window - 40 * SECOND  # 16 accounts before the boundary, the rest after
+    found = run(stuffing(STUFFER, n=30, start=start)).latest()
+    assert [(f.kind, f.explanation["level"]) for f in found] == [("credential_stuffing", "ip")]
+
+
+def test_an_address_trying_a_dozen_accounts_once_each_is_never_scanned() -> None:
+    """A botnet's address (a few accounts each, once): the running counts rule out both
+    stuffing (15 accounts) and spraying (revisits), so the exact scan never runs for it."""
+    events = [fail(f"combo{i}", T0 + i * 40 * SECOND, "10.9.8.7", asn=None) for i in range(12)]
+    det = run(events).source_task.by_name["credential_attacks"]  # type: ignore[union-attr]
+    state = det.state.get("ip:10.9.8.7")
+    assert state.fo == 12 and state.rv == 0
+    assert state.eval_at == SourceState().eval_at  # not scanned
+
+
+def test_revisited_accounts_are_counted_as_they_turn_so() -> None:
+    ip = "192.0.2.60"
+    events = [fail(f"r{a}", T0 + rnd * 15 * MINUTE + a * SECOND, ip) for rnd in range(2) for a in range(5)]
+    det = run(events).source_task.by_name["credential_attacks"]  # type: ignore[union-attr]
+    assert det.state.get(f"ip:{ip}").rv == 5  # two tries 15 min apart each: 5 spray revisits
 
 
 def test_bad_allowlist_entries_fail_at_start_up() -> None:
