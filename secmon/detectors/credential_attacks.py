@@ -96,8 +96,6 @@ _ONE_OK: Final = 1 << _OK_SHIFT
 _OKS_FULL: Final = _OKS_CAP << _OK_SHIFT
 _COVER_STUFF, _COVER_SPRAY = 1, 2
 _LEVELS: Final = ("ip", "net", "asn")
-#: A state key's level from its first letter (``ip:``, ``net:``, ``asn:``).
-_LEVEL_OF: Final = {"i": "ip", "n": "net", "a": "asn"}
 _NEVER: Final = 2**62
 #: ``SourceState.att``: failures counted per fixed stuffing window: the window's number in
 #: bits 32 and up, the previous window's count in bits 16-31, this window's in bits 0-15.
