@@ -17,11 +17,14 @@ and ``cold_after_ms``.
 
 Only where memory is worth it.  A task holding state for at most ``above_accounts`` accounts
 freezes nothing: there the unpacked state is small (~1.6 KB an account, ~16 MB at 10,000),
-and a thaw and a freeze per session would be CPU spent for nothing.  Its generations then
-merge (``_previous`` keeps the accounts seen since the last freeze that still hold state), so
-once the task grows past the threshold, the accounts idle since are frozen at the next
-generation's end.  Freezing happens only at the end of a batch (``Task.end_batch``), when
-no detector holds a state object across calls (micro-batched scoring has finished).
+and a thaw and a freeze per session would be CPU spent for nothing.  Such a task does not
+even note who it sees (``tracking`` is off: the per-event lookup and the first-sight call
+cost ~1,000 instructions an event, 4 % of what the login detectors add).  At the first
+generation end past the threshold, tracking starts with every account holding state counted
+as seen in the previous generation; at the next one, those not seen since (idle for a whole
+generation at least) are frozen.  Tracking stops once nothing is frozen and the task is
+small again.  Freezing happens only at the end of a batch (``Task.end_batch``), when no
+detector holds a state object across calls (micro-batched scoring has finished).
 
 A frozen value is the packed form of :mod:`secmon.engine.packed`, the form a checkpoint
 stores: a frozen account with changes is checkpointed from here without an encode, and a
@@ -63,6 +66,9 @@ class ColdTier:
         self.above_accounts = above_accounts
         #: account → packed state of its detectors, in the order frozen
         self.values: dict[str, bytes] = {}
+        #: whether ``seen`` is kept (``Task`` calls :meth:`touch` only then): while something
+        #: is frozen or the task is large enough to freeze (see the module docstring)
+        self.tracking = above_accounts <= 0
         #: accounts seen in the current generation (hot), and in the previous ones since the
         #: last freeze (one generation, unless the task held too few accounts to freeze)
         self.seen: set[str] = set()
@@ -101,7 +107,17 @@ class ColdTier:
         if stream_ms < self._generation_end:
             return 0
         self._generation_end = stream_ms + self.generation_ms
-        if self.hot_accounts() <= self.above_accounts:  # small: keep them all unpacked
+        small = self.hot_accounts() <= self.above_accounts
+        if not self.tracking:
+            if not small:  # grown past the threshold: everyone holding state counts as seen
+                self.tracking = True
+                self._previous, self.seen = set().union(*self._dicts), set()
+            return 0
+        if small and not self.values:  # nothing to thaw, nothing to freeze: stop noting
+            self.tracking = False
+            self._previous, self.seen = set(), set()
+            return 0
+        if small:  # keep them all unpacked
             previous = self._previous
             previous |= self.seen
             self.seen = set()
@@ -151,6 +167,8 @@ class ColdTier:
             loaded.append((account, packed))
         loaded.sort(key=lambda item: expiry(item[1]))  # in order of expiry, as ``expire`` reads them
         self.values.update(loaded)
+        if loaded:
+            self.tracking = True  # their next use must thaw them
         self.keys += n
         return n, bad
 

@@ -268,7 +268,7 @@ class Task:
         self.events_processed += 1
         etype = event.event_type
         cold = self.cold
-        if cold is not None and event.account_id not in cold.seen:
+        if cold is not None and cold.tracking and event.account_id not in cold.seen:
             cold.touch(event.account_id, self._last_expire)
         if self._forward_out is not None:
             specs = self._source_specs.get(etype)
@@ -434,8 +434,9 @@ class Task:
     def _make_hot(self, account: str) -> None:
         """Thaw ``account`` from the cold tier before a detector uses it outside ``process``
         (a timer, another detector's finding); ``process`` inlines the same test."""
-        if self.cold is not None and account not in self.cold.seen:
-            self.cold.touch(account, self._last_expire)
+        cold = self.cold
+        if cold is not None and cold.tracking and account not in cold.seen:
+            cold.touch(account, self._last_expire)
 
     def _call(self, det: Detector[Any, Any], method: Callable[..., None], *args: Any) -> None:
         self._current = det.name

@@ -65,8 +65,9 @@ def _idle_for(task: Task, until_ms: int) -> None:
 
 
 def test_a_task_with_few_accounts_freezes_none_until_it_grows_past_the_threshold() -> None:
-    """Below ``cold_above_accounts`` freezing would only cost CPU.  The accounts that went
-    idle meanwhile are not forgotten: the first generation end past the threshold freezes them."""
+    """Below ``cold_above_accounts`` freezing would only cost CPU, and so would noting who was
+    seen.  Past it, every account holding state counts as seen once, and the ones idle for the
+    whole next generation are frozen at its end."""
     det = DepositTimer(DetectorConfig())
     task = _cold_task(det, [], cold_above_accounts=3)
     cold = task.cold
@@ -76,12 +77,34 @@ def test_a_task_with_few_accounts_freezes_none_until_it_grows_past_the_threshold
     task.end_batch()
     _idle_for(task, T0 + 40 * MINUTE)  # four generations: a, b, c idle all along
     assert not cold.values and all(a in det.state for a in "abc")
+    assert not cold.tracking and not cold.seen  # small: nobody noted
     task.process(decoded(ev("deposit.initiated", "d", task.stream_ms + 1, {"tx_id": "tx-d"})))
     task.end_batch()
     assert cold.hot_accounts() == 4
-    _idle_for(task, task.stream_ms + 10 * MINUTE)
-    # a, b and c went cold; d, alone hot, leaves the task small again: it stays unpacked.
+    _idle_for(task, task.stream_ms + 5 * MINUTE)  # the generation ends: past the threshold
+    assert cold.tracking and not cold.values
+    task.process(decoded(ev("deposit.initiated", "d", task.stream_ms + 1, {"tx_id": "tx-d2"})))
+    _idle_for(task, task.stream_ms + 5 * MINUTE)
+    # a, b and c went cold; d, used meanwhile, stays: alone hot, it leaves the task small again.
     assert set(cold.values) == set("abc") and not any(a in det.state for a in "abc") and "d" in det.state
+    assert cold.tracking  # frozen accounts must thaw on their next event
+
+
+def test_noting_stops_once_nothing_is_frozen_and_the_task_is_small() -> None:
+    det = DepositTimer(DetectorConfig())
+    task = _cold_task(det, [], cold_above_accounts=1)
+    cold = task.cold
+    assert cold is not None
+    for i, account in enumerate(("a", "b")):
+        task.process(decoded(ev("deposit.initiated", account, T0 + i, {"tx_id": f"tx-{account}"})))
+    task.end_batch()
+    _idle_for(task, T0 + 20 * MINUTE)
+    assert set(cold.values) == {"a", "b"}
+    task.process(decoded(ev("deposit.credited", "a", task.stream_ms + 1, {"tx_id": "tx-a"})))  # thawed, done
+    task.process(decoded(ev("deposit.credited", "b", task.stream_ms + 1, {"tx_id": "tx-b"})))
+    assert not cold.values and cold.tracking
+    _idle_for(task, task.stream_ms + 5 * MINUTE)
+    assert not cold.tracking and not cold.seen
 
 
 def test_a_small_task_does_not_note_every_account_it_ever_saw() -> None:
