@@ -500,7 +500,8 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
         asn_key = _asn_keys(asn)[0] if asn is not None and self._use_asn else None
         if not ip:
             return () if asn_key is None else (asn_key,)
-        net = subnet_of_valid(ip) if self._use_net else None  # the decoder checked the address
+        # subnet_of_valid, its IPv4 case inlined (the decoder checked the address): every login.
+        net = (ip.rpartition(".")[0] + ".0/24" if ":" not in ip else subnet_of_valid(ip)) if self._use_net else None
         keys = ("ip:" + ip if self._use_ip else None, None if net is None else "net:" + net, asn_key)
         if keys[0] is not None and keys[1] is not None and asn_key is not None:
             return keys  # type: ignore[return-value]  # all levels: the usual case
