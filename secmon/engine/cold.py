@@ -19,7 +19,7 @@ Only where memory is worth it.  A task holding state for at most ``above_account
 freezes nothing: there the unpacked state is small (~1.6 KB an account, ~16 MB at 10,000),
 and a thaw and a freeze per session would be CPU spent for nothing.  Such a task does not
 even note who it sees (``tracking`` is off: the per-event lookup and the first-sight call
-cost ~1,000 instructions an event, 4 % of what the login detectors add).  At the first
+cost ~1,000 instructions an event, 3 % of what the login detectors add).  At the first
 generation end past the threshold, tracking starts with every account holding state counted
 as seen in the previous generation; at the next one, those not seen since (idle for a whole
 generation at least) are frozen.  Tracking stops once nothing is frozen and the task is
