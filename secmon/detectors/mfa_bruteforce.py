@@ -116,8 +116,9 @@ class MfaBruteforce(Detector[MfaBruteforceConfig, MfaState]):
             st.ep_id, st.ep_n, st.ep_rev, st.ep_sev, st.ep_at_n = "", 0, -1, 0, 0
             st.fdev.clear()
             st.fcnt.clear()
-        if not st.ep_id:
+        if not st.ep_id:  # a new episode: its evidence is its own failures
             st.ep_id, st.ep_first = e.event_id, ts
+            st.ev.clear()
         st.last = ts
         st.ep_n += 1
         count_by(st.fdev, st.fcnt, device_print(e.device_id, e.ip), 4)

@@ -81,3 +81,14 @@ def test_login_failed_bad_mfa_is_counted_only_when_configured() -> None:
     events = [ev("login.failed", "h", T0 + i * 20 * SECOND, {"reason": "bad_mfa"}, **ATTACKER) for i in range(6)]
     assert run(events).records == []
     assert run(events, count_login_bad_mfa=True).kinds() == ["mfa_bruteforce"]
+
+
+def test_an_episode_s_evidence_is_its_own_failures() -> None:
+    """A settled episode (the owner fumbled, then passed) and one that went quiet (past the
+    episode gap) leave no ids in the next episode's finding: its evidence lies within its
+    own first_seen..last_seen."""
+    events = [failed("i", T0 + i * 15 * SECOND, OWNER) for i in range(4)] + [passed("i", T0 + MINUTE, OWNER)]
+    events += [failed("i", T0 + HOUR + i * 15 * SECOND, OWNER) for i in range(3)]  # quiet afterwards
+    attack = [failed("i", T0 + 6 * HOUR + i * 30 * SECOND) for i in range(5)]
+    (f,) = run(events + attack).latest()
+    assert list(f.evidence) == [attack[0]["event_id"], *(e["event_id"] for e in reversed(attack[1:]))]
