@@ -239,8 +239,9 @@ class BruteForce(Detector[BruteForceConfig, LoginState]):
             a = st.a = Attack()
         elif a.ep_id and ts - _episode_ref(st, a) > c.episode_gap_ms:
             a.ep_id, a.ep_n, a.ep_rev, a.ep_sev, a.ep_at_n, a.ep_locked = "", 0, -1, 0, 0, 0
-        if not a.ep_id:
+        if not a.ep_id:  # a new episode: its evidence is its own failures
             a.ep_id, a.ep_first = e.event_id, ts
+            a.ev.clear()
         a.last_fail = a.ep_last = ts
         a.ep_n += 1
         count_by(a.fdev, a.fcnt, device_print(e.device_id, e.ip), 4)

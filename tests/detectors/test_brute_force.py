@@ -249,3 +249,14 @@ def test_secmon_replay_reports_the_family_end_to_end(tmp_path: Path, capsys: pyt
                   if f["kind"] in BruteForce.kinds)
     assert mine == [("account_lockout", "olga"), ("brute_force", "olga"), ("compromise_suspected", "olga")]
     assert "brute_force" in capsys.readouterr().err
+
+
+def test_an_episode_s_evidence_is_its_own_failures() -> None:
+    """An attack that went quiet past the episode gap leaves no ids in the next episode's
+    finding: its evidence lies within its own first_seen..last_seen."""
+    first = [fail("ev", T0 + i * 30 * SECOND) for i in range(6)]
+    second = [fail("ev", T0 + 3 * HOUR + i * 30 * SECOND) for i in range(5)]
+    findings = [f for f in run(first + second).latest() if f.kind == "brute_force"]
+    assert len(findings) == 2
+    newer = max(findings, key=lambda f: f.first_seen)
+    assert list(newer.evidence) == [second[0]["event_id"], *(e["event_id"] for e in reversed(second[1:]))]
