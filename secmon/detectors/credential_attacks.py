@@ -625,7 +625,8 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
         slot = s.st if stuffing else s.sp
         rank = tier_rank(n, opts.severity_tiers, base=2)
         if slot is None or ts - slot.last > window:
-            slot = Slot(key=f"{key}|{s.ev[0] if s.ev else ts}", first=ts, last=ts)
+            first = self._attack_start(s, stuffing, counts.get("rule") == "breadth", ts)
+            slot = Slot(key=f"{key}|{s.ev[0] if s.ev else ts}", first=first, last=ts)
             if stuffing:
                 s.st = slot
             else:
@@ -690,6 +691,36 @@ class CredentialAttacks(Detector[CredentialAttacksConfig, SourceState]):
             subject=subject,
             revision=slot.rev,
         )
+
+    def _attack_start(self, s: SourceState, stuffing: bool, breadth: bool, ts: int) -> int:
+        """When the accounts a new finding counts first failed here (ms, to the second): its
+        ``first_seen``, which the contract makes the time of its first evidence; the time of
+        the scan would come after the failures it lists.  The tests are ``_scan``'s (one pass
+        over the level's accounts, only when a finding opens)."""
+        c = self.config
+        sp = c.spraying
+        spread = self._revisit[2]
+        first = _NEVER
+        if stuffing:
+            since, lo, hi = (ts - c.stuffing.window_ms) // 1000, 1, c.stuffing.max_attempts_per_account
+            skip = _COVER_STUFF << _COVER_SHIFT
+        else:
+            since, lo, hi = (ts - self._track_ms) // 1000, 1 if breadth else sp.min_attempts_per_account, \
+                sp.max_attempts_per_account
+            skip = _COVER_MASK
+        for e in s.acc.values():
+            if e >= _ONE_OK or e & skip or not lo <= e >> _FAIL_SHIFT <= hi:  # no successes: failures on top
+                continue
+            last = e & _LAST_MASK
+            if last < since:
+                continue
+            spread_out = e & _AGE_MASK >= spread
+            if (stuffing and spread_out) or (not stuffing and not breadth and not spread_out):
+                continue  # stuffing counts accounts tried in one go, revisits those tried in rounds
+            start = last - ((e >> _AGE_SHIFT) & _AGE_CAP)
+            if start < first:
+                first = start
+        return ts if first == _NEVER else min(first * 1000, ts)
 
     def _cover_wider(self, states: list[SourceState], i: int, bit: int) -> None:
         """Mark the accounts of a new finding at level ``i`` as covered in the wider levels."""

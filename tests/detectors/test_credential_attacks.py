@@ -13,6 +13,7 @@ import pytest
 
 from secmon.cli import main
 from secmon.config import ConfigError
+from secmon.contract import parse_ts_ms
 from secmon.detectors.credential_attacks import CredentialAttacks, SourceState, entry_fields
 from secmon.detectors.registry import resolve
 from secmon.engine.pipeline import Pipeline
@@ -286,3 +287,18 @@ def test_secmon_replay_reports_stuffing_with_a_null_account(tmp_path: Path) -> N
     assert len(stuffed) == 1
     assert stuffed[0]["account_id"] is None and stuffed[0]["subject"]["ip"] == STUFFER
     assert not [f for f in findings if f["kind"] in ("password_spraying", "compromise_suspected")]
+
+
+@pytest.mark.parametrize("attack", ["stuffing", "spraying"])
+def test_first_seen_is_when_the_attack_began_and_the_evidence_lies_within(attack: str) -> None:
+    """The contract's first_seen is the time of the first evidence: a finding opened by a
+    scan minutes (stuffing) or hours (spraying) into the attack starts at its first failure,
+    not at the scan, and every failure it lists lies between first_seen and last_seen."""
+    events = stuffing(STUFFER) if attack == "stuffing" else spray(["192.0.2.44"], accounts=40, every=3 * MINUTE)
+    when = {e["event_id"]: parse_ts_ms(e["occurred_at"]) for e in events}
+    result = run(events)
+    assert result.records
+    for f in result.records:
+        first, last = parse_ts_ms(f.first_seen), parse_ts_ms(f.last_seen)
+        assert all(first <= when[i] <= last for i in f.evidence), f
+        assert first == T0 // 1000 * 1000  # the first failure, to the second
