@@ -356,14 +356,15 @@ class BruteForce(Detector[BruteForceConfig, LoginState]):
         a.lk_pred, a.run_id = ts, e.event_id
         if a.lk_key and ts - a.lk_last <= c.repeated_window_ms:
             return  # a lockout episode is open: the coming lock will update it
+        # The failures it lists are this episode's (``a.ev``): they start at its first.
         a.lk_key, a.lk_rev, a.lk_sev, a.lk_first, a.lk_last, a.lk_n = (
-            f"{e.account_id}|lock|{e.event_id}", 0, 2, ts, ts, 0)
+            f"{e.account_id}|lock|{e.event_id}", 0, 2, min(ts, a.ep_first), ts, 0)
         ctx.emit(
             kind="account_lockout",
             severity="medium",
             dedup_key=a.lk_key,
             account_id=e.account_id,
-            first_seen_ms=e.ts,
+            first_seen_ms=a.lk_first,
             last_seen_ms=e.ts,
             evidence=_evidence(e.event_id, a.ev),
             summary=(
@@ -392,11 +393,15 @@ class BruteForce(Detector[BruteForceConfig, LoginState]):
             a = st.a = Attack()
         sev = _LOCK_SEVERITY.get(p.reason, 2)
         predicted = bool(a.lk_pred) and ts - a.lk_pred <= c.lock_merge_ms
+        # The failures that led here: the current episode's, if one is going on (a lock for
+        # risk, or long after the last failure, has none of its own to list).
+        failing = bool(a.ep_id) and ts - _episode_ref(st, a) <= c.episode_gap_ms
         if a.lk_key and (predicted or ts - a.lk_last <= c.repeated_window_ms):
             a.lk_rev += 1
             sev = max(sev, a.lk_sev)
         else:
-            a.lk_key, a.lk_rev, a.lk_first, a.lk_n = f"{key}|lock|{e.event_id}", 0, ts, 0
+            a.lk_key, a.lk_rev, a.lk_n = f"{key}|lock|{e.event_id}", 0, 0
+            a.lk_first = min(ts, a.ep_first) if failing else ts
         a.lk_n += 1
         a.lk_sev, a.lk_last = sev, ts
         locked_until = _FOREVER
@@ -414,7 +419,7 @@ class BruteForce(Detector[BruteForceConfig, LoginState]):
             account_id=key,
             first_seen_ms=a.lk_first,
             last_seen_ms=ts,
-            evidence=[e.event_id, *reversed(a.ev)],
+            evidence=[e.event_id, *reversed(a.ev)] if failing else [e.event_id],
             summary=summary,
             explanation={
                 "predicted": predicted,

@@ -12,6 +12,7 @@ import pytest
 
 from secmon.cli import main
 from secmon.config import ConfigError
+from secmon.contract import parse_ts_ms
 from secmon.detectors.brute_force import Attack, BruteForce, LoginState
 from secmon.detectors.registry import resolve
 from tests.helpers.detectors import run_events
@@ -260,3 +261,19 @@ def test_an_episode_s_evidence_is_its_own_failures() -> None:
     assert len(findings) == 2
     newer = max(findings, key=lambda f: f.first_seen)
     assert list(newer.evidence) == [second[0]["event_id"], *(e["event_id"] for e in reversed(second[1:]))]
+
+
+def test_a_lockout_starts_at_the_failures_it_lists_and_a_lock_for_risk_lists_none() -> None:
+    """first_seen is the time of the first evidence (the contract): a predicted lock, and the
+    observed lock that confirms it, start at the episode's first failure.  A lock for risk
+    hours after an attack that went quiet lists no failure of that attack."""
+    attack = [fail("lena", T0 + i * 30 * SECOND) for i in range(10)]
+    confirm = ev("account.locked", "lena", T0 + 5 * MINUTE, {"reason": "too_many_failures", "failed_attempts": 10})
+    risk = ev("account.locked", "lena", T0 + 2 * DAY, {"reason": "risk", "failed_attempts": 0})
+    records = [f for f in run([*attack, confirm, risk]).records if f.kind == "account_lockout"]
+    when = {e["event_id"]: parse_ts_ms(e["occurred_at"]) for e in [*attack, confirm, risk]}
+    assert [r.revision for r in records] == [0, 1, 0]
+    for r in records:
+        assert all(parse_ts_ms(r.first_seen) <= when[i] <= parse_ts_ms(r.last_seen) for i in r.evidence), r
+    assert parse_ts_ms(records[0].first_seen) == parse_ts_ms(records[1].first_seen) == T0
+    assert list(records[2].evidence) == [risk["event_id"]]
