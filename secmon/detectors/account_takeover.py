@@ -348,7 +348,8 @@ class AccountTakeover(Detector[AccountTakeoverConfig, AtoState]):
             severity="critical" if value_out is not None else "high",
             dedup_key=f"{event.account_id}:{ep.a_id}",
             account_id=event.account_id,
-            first_seen_ms=ep.a_ts,
+            # A change made just before the access (a reset, then the login) is its first evidence.
+            first_seen_ms=min(ep.a_ts, ep.c_ts) if ep.c_ts else ep.a_ts,
             last_seen_ms=event.ts,
             evidence=evidence,
             summary=f"Possible account takeover: {'; '.join(ep.why)}, then {changes}{middle}{tail}. "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from secmon.contract import parse_ts_ms
 from secmon.detectors.account_takeover import AccountTakeover, AccountTakeoverConfig
 from secmon.detectors.registry import DetectorSpec
 from tests.helpers.detectors import run_events
@@ -165,6 +166,11 @@ def test_reset_just_before_the_new_device_login_counts_as_the_change(tmp_path: P
     high, critical = replay_findings(tmp_path, events, [spec()])
     assert (high.severity, critical.severity) == ("high", "critical")
     assert critical.explanation["steps"]["change"]["what"] == ["mfa.disabled", "password.changed"]
+    # first_seen is the first evidence's time (the contract): the earliest change, before the access.
+    when = {e["event_id"]: parse_ts_ms(e["occurred_at"]) for e in events}
+    for f in (high, critical):
+        assert parse_ts_ms(f.first_seen) == T0 - 20 * MINUTE
+        assert all(parse_ts_ms(f.first_seen) <= when[i] <= parse_ts_ms(f.last_seen) for i in f.evidence)
 
 
 def test_change_long_before_the_access_does_not_count(tmp_path: Path) -> None:
