@@ -152,8 +152,11 @@ class MfaBruteforce(Detector[MfaBruteforceConfig, MfaState]):
             chance = guess_probability(st.ep_n, c.digits, self._valid_codes)
             self._emit(st, e, 4, chance, True, ctx)
         if not st.fdev:
-            st.f.clear()
-            st.ep_id, st.ep_n, st.ep_rev, st.ep_sev, st.ep_at_n = "", 0, -1, 0, 0
+            # Every failing device settled: the episode is over and nothing is left that a
+            # fresh state lacks (the next failure starts a new episode, with its own evidence).
+            # Forgotten, so the account's next passed challenges cost one lookup.
+            self.state.delete(e.account_id)
+            return
         self.state.put(e.account_id, st, e.ts)
 
     def _emit(self, st: MfaState, e: Any, rank: int, chance: float, succeeded: bool, ctx: Context) -> None:

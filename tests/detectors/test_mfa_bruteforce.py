@@ -55,6 +55,17 @@ def test_a_user_fumbling_codes_then_passing_is_not_an_attack() -> None:
     assert run(events).records == []
 
 
+def test_a_settled_account_holds_no_state() -> None:
+    """Once every failing device has passed, nothing is kept: the account's next passed
+    challenges cost one lookup, and the owner passing elsewhere mid-attack keeps the attack."""
+    settled = [failed("k", T0 + i * 15 * SECOND, OWNER) for i in range(4)] + [passed("k", T0 + MINUTE, OWNER)]
+    attacked = [failed("m", T0 + i * 15 * SECOND) for i in range(3)] + [passed("m", T0 + MINUTE, OWNER)]
+    task = run(settled + attacked).account_task
+    assert task is not None
+    state = task.by_name["mfa_bruteforce"].state
+    assert "k" not in state and "m" in state
+
+
 def test_slow_push_fatigue_is_caught_by_the_episode_count() -> None:
     """A prompt every 4 minutes never makes 5 in 5 minutes, but 10 in one episode do."""
     events = [failed("e", T0 + i * 4 * MINUTE, method="push") for i in range(12)]
