@@ -255,7 +255,9 @@ class MfaPosture(Detector[MfaPostureConfig, PostureState]):
             dedup_key=f"{key}|{st.dis_id}",
             account_id=key,
             first_seen_ms=st.dis_ts,
-            last_seen_ms=now,
+            # The latest evidence: what left, or the removal itself when the grace for a new
+            # second factor ran out (``detected_at`` is then the end of the grace).
+            last_seen_ms=now if e is not None else st.dis_ts,
             evidence=[st.dis_id, *st.dis_ids],
             summary=summary,
             explanation={
