@@ -36,8 +36,8 @@ def push_bounded(times: list[int], ts: int, cap: int) -> None:
         del times[: len(times) - cap]
 
 
-def push_recent(items: list[str], item: str, cap: int) -> None:
-    """Append an id keeping at most ``cap`` newest (bounded evidence lists)."""
+def push_recent(items: list[T], item: T, cap: int) -> None:
+    """Append an item keeping at most ``cap`` newest (bounded evidence lists)."""
     items.append(item)
     if len(items) > cap:
         del items[: len(items) - cap]

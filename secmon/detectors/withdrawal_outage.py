@@ -57,7 +57,8 @@ class WithdrawalOutageConfig(DetectorConfig, frozen=True, kw_only=True):
 
 class OutageState(KeyState, kw_only=True, gc=False):
     recent: dict[str, int] = {}  # account → its last failure in the window, oldest first
-    evidence: list[str] = []  # latest failure event ids
+    evidence: list[str] = []  # latest failure event ids ...
+    evidence_at: list[int] = []  # ... and their times (none in a checkpoint from before 2026-11-27)
     bucket: int = -1  # current window-length bucket (ts // window_ms)
     bucket_n: int = 0  # failures in it
     usual: float = 0.0  # EWMA of failures per window, outside outages
@@ -99,6 +100,7 @@ class WithdrawalOutage(Detector[WithdrawalOutageConfig, OutageState]):
                 break
             del recent[first]
         push_recent(st.evidence, record.event_id, 20)
+        push_recent(st.evidence_at, ts, 20)
         n = len(recent)
         if st.ep_first:
             st.ep_last = ts
@@ -123,7 +125,9 @@ class WithdrawalOutage(Detector[WithdrawalOutageConfig, OutageState]):
             if trigger:
                 st.ep_first, st.ep_last, st.ep_rev, st.ep_trigger = min(recent.values()), ts, -1, trigger
                 st.ep_accounts = array("I", (zlib.crc32(a.encode()) for a in recent)).tobytes()
-                st.ep_evidence = list(st.evidence)
+                # The outage's own failures: the key's earlier ones (hours before, some) are not.
+                timed = list(zip(reversed(st.evidence), reversed(st.evidence_at), strict=False))
+                st.ep_evidence = [i for i, t in reversed(timed) if t >= st.ep_first]
                 self._emit(key, st, ctx, n)
         if st.ep_first:
             ctx.schedule(key, ts + cfg.quiet_ms, "quiet")

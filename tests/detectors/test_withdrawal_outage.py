@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from secmon.contract import parse_ts_ms
 from secmon.detectors.registry import DetectorSpec
 from secmon.detectors.withdrawal_failures import WithdrawalFailures, WithdrawalFailuresConfig
 from secmon.detectors.withdrawal_outage import WithdrawalOutage, WithdrawalOutageConfig
@@ -85,3 +86,17 @@ def test_a_large_outage_escalates_to_critical(tmp_path: Path) -> None:
     records = outages(replay_findings(tmp_path, events, specs(min_accounts=5, critical_accounts=25)))
     assert [(r.severity, r.revision, r.status) for r in records][:2] == [("high", 0, "open"), ("critical", 1, "open")]
     assert len({r.finding_id for r in records}) == 1
+
+
+def test_an_outage_lists_its_own_failures_not_the_key_s_earlier_ones(tmp_path: Path) -> None:
+    """Two failures of the same kind in the morning, then an outage at noon: the finding's
+    evidence is the noon failures, all between its first_seen and last_seen."""
+    morning = [e for i in range(2) for e in failure(f"m{i}", T0 + i * MINUTE)]
+    noon = [e for i in range(25) for e in failure(f"w{i:02d}", T0 + 4 * HOUR + i * 7 * SECOND)]
+    events = [*morning, *noon, clock(T0 + 6 * HOUR)]
+    failed_at = {e["event_id"]: parse_ts_ms(e["occurred_at"]) for e in events if e["event_type"] == "withdrawal.failed"}
+    found = outages(replay_findings(tmp_path, events, specs()))
+    assert found
+    for f in found:
+        first, last = parse_ts_ms(f.first_seen), parse_ts_ms(f.last_seen)
+        assert f.evidence and all(first <= failed_at[i] <= last for i in f.evidence), f
