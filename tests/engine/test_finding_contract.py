@@ -21,10 +21,12 @@ _SOURCE_EVIDENCE = {"credential_stuffing", "password_spraying", "compromise_susp
                     "mfa_secret_reuse"}  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def revisions(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Finding], dict[str, tuple[int, str | None]]]:
+@pytest.fixture(scope="module", params=[5, 7])  # seeds where each bug fixed on 2026-11-27 shows
+def revisions(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[list[Finding], dict[str, tuple[int, str | None]]]:
     out = tmp_path_factory.mktemp("sim")
-    write(simulate(47, accounts=MIN_ACCOUNTS, days=2), out)
+    write(simulate(request.param, accounts=MIN_ACCOUNTS, days=2), out)
     events: dict[str, tuple[int, str | None]] = {}
     with (out / "events.jsonl").open("rb") as fh:
         for line in fh:
