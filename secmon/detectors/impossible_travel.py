@@ -53,6 +53,7 @@ class LastLogin(KeyState, array_like=True):
     f_rev: int = 0
     f_sev: int = 0
     f_at: int = 0
+    f_first: int = 0  # first_seen of the open finding (0 in checkpoints before 2026-11-27)
 
 
 class ImpossibleTravel(Detector[ImpossibleTravelConfig, LastLogin]):
@@ -110,7 +111,7 @@ class ImpossibleTravel(Detector[ImpossibleTravelConfig, LastLogin]):
                 return
             st.f_rev += 1
         else:
-            st.f_key, st.f_rev = f"{e.account_id}|{st.eid}", 0
+            st.f_key, st.f_rev, st.f_first = f"{e.account_id}|{st.eid}", 0, min(st.ts, e.ts)
         st.f_sev, st.f_at = rank, e.ts
         g = e.geo
         assert g is not None
@@ -122,7 +123,8 @@ class ImpossibleTravel(Detector[ImpossibleTravelConfig, LastLogin]):
             severity=SEVERITY_NAMES[rank],
             dedup_key=st.f_key,
             account_id=e.account_id,
-            first_seen_ms=min(st.ts, e.ts),
+            # An escalation keeps the episode's start: its first hop came first.
+            first_seen_ms=min(st.f_first or st.ts, st.ts, e.ts),
             last_seen_ms=max(st.ts, e.ts),
             evidence=[st.eid, e.event_id],
             summary=(

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from secmon.cli import main
+from secmon.contract import iso_ms
 from secmon.detectors.impossible_travel import ImpossibleTravel
 from tests.helpers.detectors import run_events
 from tests.helpers.events import DAY, HOUR, MINUTE, T0, ev, geo, write_jsonl
@@ -84,3 +85,13 @@ def test_secmon_replay_reports_impossible_travel(tmp_path: Path) -> None:
     assert main(["replay", str(path), "--findings", str(out), "--no-progress"]) == 0
     kinds = [json.loads(line)["kind"] for line in out.read_text().splitlines()]
     assert kinds == ["impossible_travel"]
+
+
+def test_an_escalated_finding_keeps_its_first_seen() -> None:
+    """Tokyo → London in 3 h (medium), then London → Lagos 20 minutes later (high): the
+    revision lists the new hop, and the finding still starts at the first one."""
+    events = [login("h", T0, TOKYO), login("h", T0 + 3 * HOUR, LONDON), login("h", T0 + 3 * HOUR + 20 * MINUTE, LAGOS)]
+    first, escalated = run(events).records
+    assert (first.severity, escalated.severity, escalated.revision) == ("medium", "high", 1)
+    assert first.first_seen == escalated.first_seen == iso_ms(T0)
+    assert escalated.evidence == (events[1]["event_id"], events[2]["event_id"])

@@ -72,3 +72,25 @@ def test_evidence_lies_between_first_seen_and_last_seen_the_latest_evidence(
             bad.append((f.kind, f.finding_id, f.revision, problems[:3]))
         finding_ids.add(f.finding_id)
     assert not bad, f"{len(bad)} of {len(findings)} revisions: {bad[:5]}"
+
+
+def test_a_finding_s_revisions_keep_its_identity_and_its_start(
+    revisions: tuple[list[Finding], dict[str, tuple[int, str | None]]],
+) -> None:
+    """Revisions 0, 1, 2 ... of one finding: the same kind and account, the same first_seen
+    (an update adds to an episode, it does not move its start), last_seen never earlier."""
+    findings, _ = revisions
+    previous: dict[str, Finding] = {}
+    bad = []
+    for f in findings:
+        p = previous.get(f.finding_id)
+        expected = 0 if p is None else p.revision + 1
+        if f.revision != expected:
+            bad.append((f.kind, f.finding_id, f"revision {f.revision} after {expected - 1}"))
+        if p is not None:
+            if (f.kind, f.account_id, f.first_seen) != (p.kind, p.account_id, p.first_seen):
+                bad.append((f.kind, f.finding_id, f"identity or first_seen changed: {p.first_seen} -> {f.first_seen}"))
+            if parse_ts_ms(f.last_seen) < parse_ts_ms(p.last_seen):
+                bad.append((f.kind, f.finding_id, "last_seen went back"))
+        previous[f.finding_id] = f
+    assert not bad, bad[:5]
