@@ -356,9 +356,9 @@ class BruteForce(Detector[BruteForceConfig, LoginState]):
         a.lk_pred, a.run_id = ts, e.event_id
         if a.lk_key and ts - a.lk_last <= c.repeated_window_ms:
             return  # a lockout episode is open: the coming lock will update it
-        # The failures it lists are this episode's (``a.ev``): they start at its first.
+        first, listed = _lockout_failures(a, ts, c.lockout_window_ms)
         a.lk_key, a.lk_rev, a.lk_sev, a.lk_first, a.lk_last, a.lk_n = (
-            f"{e.account_id}|lock|{e.event_id}", 0, 2, min(ts, a.ep_first), ts, 0)
+            f"{e.account_id}|lock|{e.event_id}", 0, 2, first, ts, 0)
         ctx.emit(
             kind="account_lockout",
             severity="medium",
@@ -366,7 +366,7 @@ class BruteForce(Detector[BruteForceConfig, LoginState]):
             account_id=e.account_id,
             first_seen_ms=a.lk_first,
             last_seen_ms=e.ts,
-            evidence=_evidence(e.event_id, a.ev),
+            evidence=_evidence(e.event_id, listed),
             summary=(
                 f"{n} failed logins within {c.lockout_window_ms // MINUTE_MS} min reached the platform's "
                 "lockout threshold: the account is about to be locked."
@@ -393,15 +393,12 @@ class BruteForce(Detector[BruteForceConfig, LoginState]):
             a = st.a = Attack()
         sev = _LOCK_SEVERITY.get(p.reason, 2)
         predicted = bool(a.lk_pred) and ts - a.lk_pred <= c.lock_merge_ms
-        # The failures that led here: the current episode's, if one is going on (a lock for
-        # risk, or long after the last failure, has none of its own to list).
-        failing = bool(a.ep_id) and ts - _episode_ref(st, a) <= c.episode_gap_ms
+        first, listed = _lockout_failures(a, ts, c.lockout_window_ms)
         if a.lk_key and (predicted or ts - a.lk_last <= c.repeated_window_ms):
             a.lk_rev += 1
             sev = max(sev, a.lk_sev)
         else:
-            a.lk_key, a.lk_rev, a.lk_n = f"{key}|lock|{e.event_id}", 0, 0
-            a.lk_first = min(ts, a.ep_first) if failing else ts
+            a.lk_key, a.lk_rev, a.lk_first, a.lk_n = f"{key}|lock|{e.event_id}", 0, first, 0
         a.lk_n += 1
         a.lk_sev, a.lk_last = sev, ts
         locked_until = _FOREVER
@@ -419,7 +416,7 @@ class BruteForce(Detector[BruteForceConfig, LoginState]):
             account_id=key,
             first_seen_ms=a.lk_first,
             last_seen_ms=ts,
-            evidence=[e.event_id, *reversed(a.ev)] if failing else [e.event_id],
+            evidence=[e.event_id, *reversed(listed)],
             summary=summary,
             explanation={
                 "predicted": predicted,
@@ -599,6 +596,18 @@ def _episode_ref(st: LoginState, a: Attack) -> int:
     if st.locked_until < _FOREVER:
         ref = max(ref, st.locked_until)
     return ref
+
+
+def _lockout_failures(a: Attack, ts: int, window_ms: int) -> tuple[int, list[str]]:
+    """The failures that led to a lock at ``ts``: those within the lockout window (``a.run``
+    holds the times of the lockout-counted ones since the last success).  Returns when the
+    first of them happened (``ts`` if none: a lock for risk, or long after the failures) and
+    the ids to list: as many of the newest failure ids (``a.ev``).  Every lockout-counted
+    failure is in ``a.ev`` too, so its newest n are no older than the n-th newest of them."""
+    times = [t for t in a.run if ts - window_ms <= t <= ts]
+    if not times:
+        return ts, []
+    return min(times), a.ev[-len(times):]
 
 
 def _evidence(first: str, recent: list[str]) -> list[str]:

@@ -277,3 +277,16 @@ def test_a_lockout_starts_at_the_failures_it_lists_and_a_lock_for_risk_lists_non
         assert all(parse_ts_ms(r.first_seen) <= when[i] <= parse_ts_ms(r.last_seen) for i in r.evidence), r
     assert parse_ts_ms(records[0].first_seen) == parse_ts_ms(records[1].first_seen) == T0
     assert list(records[2].evidence) == [risk["event_id"]]
+
+
+def test_a_second_lockout_starts_at_its_own_failures() -> None:
+    """Locked, unlocked, in from the failing device, then locked again within the hour: one
+    attack episode, but the second lockout starts at the failures that led to it."""
+    first = _lock_cycle("nia", T0)
+    events = [*first, ok("nia", T0 + 40 * MINUTE, ip=ATTACKER)]
+    second = [fail("nia", T0 + 50 * MINUTE + i * 10 * SECOND) for i in range(10)]
+    events += [*second, ev("account.locked", "nia", T0 + 53 * MINUTE, {"failed_attempts": 10})]
+    latest = run(events).latest("account_lockout")
+    assert len(latest) == 2
+    assert parse_ts_ms(latest[1].first_seen) == T0 + 50 * MINUTE
+    assert set(latest[1].evidence) - {events[-1]["event_id"]} == {e["event_id"] for e in second}
