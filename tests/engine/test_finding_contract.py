@@ -94,3 +94,25 @@ def test_a_finding_s_revisions_keep_its_identity_and_its_start(
                 bad.append((f.kind, f.finding_id, "last_seen went back"))
         previous[f.finding_id] = f
     assert not bad, bad[:5]
+
+
+def test_an_account_s_findings_of_one_kind_do_not_overlap(
+    revisions: tuple[list[Finding], dict[str, tuple[int, str | None]]],
+) -> None:
+    """One attack, one finding: a second finding of a kind on an account starts once the first
+    has ended (as last revised), never inside it."""
+    findings, _ = revisions
+    latest: dict[str, Finding] = {f.finding_id: f for f in findings}
+    spans: dict[tuple[str, str], list[tuple[int, int, str]]] = {}
+    for f in latest.values():
+        if f.account_id is not None:
+            spans.setdefault((f.kind, f.account_id), []).append(
+                (parse_ts_ms(f.first_seen), parse_ts_ms(f.last_seen), f.finding_id)
+            )
+    overlaps = [
+        (kind, account, a[2], b[2])
+        for (kind, account), found in spans.items()
+        for a, b in zip(sorted(found), sorted(found)[1:], strict=False)
+        if b[0] < a[1]
+    ]
+    assert not overlaps, overlaps[:5]
