@@ -126,8 +126,9 @@ class WithdrawalOutage(Detector[WithdrawalOutageConfig, OutageState]):
                 st.ep_first, st.ep_last, st.ep_rev, st.ep_trigger = min(recent.values()), ts, -1, trigger
                 st.ep_accounts = array("I", (zlib.crc32(a.encode()) for a in recent)).tobytes()
                 # The outage's own failures: the key's earlier ones (hours before, some) are not.
-                timed = list(zip(reversed(st.evidence), reversed(st.evidence_at), strict=False))
-                st.ep_evidence = [i for i, t in reversed(timed) if t >= st.ep_first]
+                # Times pair with the newest ids (a state from an older checkpoint has fewer).
+                ids = st.evidence[len(st.evidence) - len(st.evidence_at):]
+                st.ep_evidence = [i for i, t in zip(ids, st.evidence_at, strict=True) if t >= st.ep_first]
                 self._emit(key, st, ctx, n)
         if st.ep_first:
             ctx.schedule(key, ts + cfg.quiet_ms, "quiet")
