@@ -73,7 +73,7 @@ def main() -> None:
         findings[0] += 1
 
     source = pipeline.source_task("mem-source", count)
-    task = pipeline.account_task("mem-account", count, source.process_record)
+    task = pipeline.account_task("mem-account", count, source.dispatch_record)
     decode = EventDecoder().decode
     gc.collect()
     before = current_rss_bytes()

@@ -121,7 +121,7 @@ def run(
 ) -> tuple[float, int]:
     findings: list[Any] = []
     source = Task("s", source_dets, emit=findings.append)
-    task = Task("a", account_dets, emit=findings.append, forward=source.process_record)
+    task = Task("a", account_dets, emit=findings.append, forward=source.dispatch_record)
     process, end = task.process, task.end_batch
     gc.collect()
     started = time.process_time()  # CPU time: the machine is shared

@@ -76,7 +76,7 @@ def replay(
         log.listeners.append(on_finding)
     source_task = pipeline.source_task("replay-source", log) if pipeline.has_source_detectors else None
     # Forwarded records go straight to the source task (in process: no repartition topic offsets).
-    forward: Callable[[SourceRecord], None] | None = source_task.process_record if source_task is not None else None
+    forward: Callable[[SourceRecord], None] | None = source_task.dispatch_record if source_task is not None else None
     account_task = pipeline.account_task("replay-account", log, forward)
     result = ReplayResult()
     bar = _progress_bar(source, progress)

@@ -232,6 +232,19 @@ def test_an_account_entry_keeps_counts_times_and_cover_in_one_int() -> None:
         resolve({"credential_attacks": {"spraying": {"max_attempts_per_account": 15}}})
 
 
+@pytest.mark.parametrize(("ip", "net"), [("203.0.113.9", "203.0.113.0/24"), ("2001:db8:1:2::9", "2001:db8:1:2::/64")])
+@pytest.mark.parametrize("levels", [("ip", "net", "asn"), ("ip", "net"), ("net", "asn")])
+def test_a_success_is_recorded_at_each_level_of_its_source(ip: str, net: str, levels: tuple[str, ...]) -> None:
+    """``_succeeded`` builds the usual login's keys (IPv4, an ASN, every level) inline;
+    IPv6 and a subset of levels take ``_level_keys``: both must name ``_failure``'s states."""
+    events = [fail("alice", T0, ip), fail("bob", T0 + SECOND, ip), ok("alice", T0 + MINUTE, ip)]
+    det = run(events, levels=levels).source_task.by_name["credential_attacks"]  # type: ignore[union-attr]
+    keys = {"ip": f"ip:{ip}", "net": f"net:{net}", "asn": "asn:64501"}
+    assert sorted(k for k, _ in det.state.items()) == sorted(keys[level] for level in levels)
+    for level in levels:
+        assert entry_fields(det.state.get(keys[level]).acc["alice"])[:2] == (1, 1)  # a failure, then a success
+
+
 def test_a_source_state_checkpointed_with_tuple_entries_is_read_as_ints() -> None:
     """Checkpoints before 2026-11-26 held (failures, successes, first failure ms, last ms,
     cover) tuples: a restart after the upgrade keeps the sources' state."""
