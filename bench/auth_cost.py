@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Engine cost and state size of the login and 2FA detectors.
 
-usage: python bench/auth_cost.py EVENTS.jsonl [--limit N] [--runs 3] [--cold-after-ms MS]
+usage: python -m bench.auth_cost EVENTS.jsonl [--limit N] [--runs 3] [--cold-after-ms MS]
                                   [--cold-above-accounts N]
 
 EVENTS.jsonl is a realistic mix of all three topics, e.g. ``secmon simulate --seed 7 --out
@@ -35,6 +35,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+from bench.common import python_loop_us
 from secmon.contract import AUTH_TYPES, BadRecord, EventDecoder
 from secmon.detectors.registry import DetectorSpec, resolve
 from secmon.engine.pipeline import COLD_ABOVE_ACCOUNTS, COLD_AFTER_MS, Pipeline
@@ -69,7 +70,7 @@ def run(
     pipeline = Pipeline(specs, cold_after_ms=cold_after_ms, cold_above_accounts=cold_above_accounts)
     found: list[Any] = []
     source = pipeline.source_task("bench-source", found.append) if pipeline.has_source_detectors else None
-    account = pipeline.account_task("bench-account", found.append, source.process_record if source else None)
+    account = pipeline.account_task("bench-account", found.append, source.dispatch_record if source else None)
     process = account.process
     gc.collect()
     started = time.process_time()
@@ -122,12 +123,14 @@ def main() -> None:
     n_auth = sum(1 for e in events if e.event_type in AUTH_TYPES)
     all_off = {spec.name: {"enabled": False} for spec in resolve(None)}
     auth = resolve({**all_off, **{name: {} for name in AUTH_DETECTORS}})
+    loop_start = python_loop_us()
     base = with_auth = float("inf")
     for _ in range(args.runs):  # interleaved, best of each: the machine is shared
         base = min(base, run(events, [], args.cold_after_ms, args.cold_above_accounts)[0])
         with_auth = min(with_auth, run(events, auth, args.cold_after_ms, args.cold_above_accounts)[0])
     added_us = (with_auth - base) / n * 1e6
     result: dict[str, Any] = {
+        "machine": {"python_loop_us": {"start": loop_start, "end": python_loop_us()}},
         "events": n,
         "auth_events": n_auth,
         "cold_after_ms": args.cold_after_ms,

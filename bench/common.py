@@ -96,3 +96,12 @@ def current_rss_bytes() -> int:
 def chunks(seq: list[bytes], n: int) -> Iterator[list[bytes]]:
     for i in range(0, len(seq), n):
         yield seq[i : i + n]
+
+
+def python_loop_us() -> float:
+    """This machine's speed at the moment, for comparing runs: the best of five timings of a
+    fixed pure-Python loop (``sum(i * i for i in range(10_000))``), in µs.  The VM's speed
+    drifts (seen here: 450-920 µs within a day), and every figure in a run drifts with it."""
+    import timeit
+
+    return round(min(timeit.repeat("sum(i * i for i in range(10_000))", number=200, repeat=5)) / 200 * 1e6, 1)

@@ -40,7 +40,7 @@ from typing import Any
 import orjson
 from kafka import KafkaConsumer, TopicPartition
 
-from bench.common import OWN_TOPICS, EventSet, create_topics, max_rss_mib, new_prefix, produce
+from bench.common import OWN_TOPICS, EventSet, create_topics, max_rss_mib, new_prefix, produce, python_loop_us
 from bench.scale import DEFAULT_PG, supervised_end_to_end, workers_end_to_end
 from secmon.config import KafkaConfig, load_config
 from secmon.contract import iso_ms, parse_ts_ms
@@ -56,15 +56,6 @@ ALL_OFF = {name: {"enabled": False} for name in REGISTRY}
 #: than on Kafka: Tansu's memory engine lists every batch a partition holds on each fetch, so
 #: its CPU per fetch grows with the number of batches produced so far (``--producer-linger-ms``).
 PLATFORM_LINGER_MS = 5
-
-
-def python_loop_us() -> float:
-    """This machine's speed at the moment, for comparing runs: the best of five timings of a
-    fixed pure-Python loop (``sum(i * i for i in range(10_000))``), in µs.  The VM's speed
-    drifts (seen here: 450-920 µs within a day), and every figure in a run drifts with it."""
-    import timeit
-
-    return round(min(timeit.repeat("sum(i * i for i in range(10_000))", number=200, repeat=5)) / 200 * 1e6, 1)
 
 
 def log(msg: str) -> None:
