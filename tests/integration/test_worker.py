@@ -25,6 +25,18 @@ from tests.integration.traffic import mixed_traffic
 pytestmark = [pytest.mark.integration]
 
 
+#: Engine settings for runs whose findings must equal a replay's.  Their event times are
+#: history sent in a burst, so stream time may run minutes ahead while something is on its way,
+#: and a timer (a deposit's SLA) would fire before the event that cancels it, which a replay
+#: never does:
+#: - a pause in the input (a kill, a rebalance) would let the idle fallback move stream time
+#:   on by wall time: keep the fallback out of reach (it still closes the run; tested on its own);
+#: - an input that drained far behind the others holds them for ``merge_quiet_ms`` while its
+#:   producer's batch may still be on the way.  The live default (500 ms) was once too short
+#:   on a loaded CI machine: three extra ``deposit_delayed``, each credited 12 min in.
+NO_EARLY_RELEASE = {"checkpoint_interval_ms": 500, "idle_timeout_ms": 30_000, "merge_quiet_ms": 5_000}
+
+
 def expected_findings(tmp_path: Path, events: list[dict[str, Any]]) -> dict[str, tuple[int, str]]:
     path = write_jsonl(tmp_path / "expected-events.jsonl", events)
     result = replay([path], Pipeline(resolve({})))
@@ -180,12 +192,7 @@ def test_two_workers_one_killed_give_the_same_findings_as_one_worker(
     """Two members of one group on 4 partitions; one is SIGKILLed midway; the survivor takes
     over its partitions from the shared store: the findings equal a single worker's."""
     events = mixed_traffic(accounts=80, seed=11)
-
-    # Event times here are historic, so a pause in the input (the kill, the rebalance) would
-    # let the idle fallback move stream time on by wall time and fire timers (deposit SLAs)
-    # before the second half arrives, which a run without the pause never does.  Keep the
-    # fallback out of reach of those pauses; it still closes the run (tested on its own).
-    no_early_idle = {"engine": {"checkpoint_interval_ms": 500, "idle_timeout_ms": 30_000}}
+    no_early_idle = {"engine": NO_EARLY_RELEASE}
     single = Deployment(broker, tmp_path / "single", f"sqlite:///{tmp_path / 'single.db'}", extra=no_early_idle)
     (tmp_path / "single").mkdir()
     single.create_topics()
@@ -251,7 +258,7 @@ def test_workers_flag_runs_a_group_on_one_host_and_restarts_a_killed_worker(
     back its own in-flight outbox rows at once).  SIGTERM then stops both cleanly."""
     events = mixed_traffic(accounts=80, seed=11)
     expected = expected_findings(tmp_path, events)
-    no_early_idle = {"engine": {"checkpoint_interval_ms": 500, "idle_timeout_ms": 30_000}}
+    no_early_idle = {"engine": NO_EARLY_RELEASE}
     dep = Deployment(broker, tmp_path, sqlite_url, extra=no_early_idle)
     dep.create_topics()
     try:
