@@ -512,9 +512,14 @@ class BruteForce(Detector[BruteForceConfig, LoginState]):
         a = st.a
         if a is None and fp and st.dev and st.dev[-1] == fp and ts - st.t < _REFRESH_MS:
             return  # the usual device again, nothing to count: no write (the common case)
-        known = fp in st.dev if fp else False
-        if fp:
-            st.dev = pushed(tuple(d for d in st.dev if d != fp) if known else st.dev, fp, 4)
+        dev = st.dev
+        if not fp:
+            known = False
+        elif dev and dev[-1] == fp:
+            known = True  # the latest device again: the list stays as it is
+        else:
+            known = fp in dev
+            st.dev = pushed(tuple(d for d in dev if d != fp) if known else dev, fp, 4)  # fp moves last
         if a is not None:
             c = self.config
             failures = sum(a.fcnt)

@@ -227,6 +227,25 @@ def test_an_account_without_an_attack_keeps_only_its_devices() -> None:
     assert state.a is None and len(state.dev) == 1
 
 
+def test_known_devices_are_kept_most_recent_last_and_the_least_recent_goes_first() -> None:
+    """Four devices per account, in order of last use: a login from a known device moves it
+    last (the latest one stays put), and a fifth device evicts the least recently used."""
+    def login(device: str, minutes: int) -> dict[str, Any]:
+        return ev("login.succeeded", "una", T0 + minutes * MINUTE, ip=HOME, device_id=device)
+
+    def devices(events: list[dict[str, Any]]) -> tuple[int, ...]:
+        return run(events).account_task.by_name["brute_force"].state.get("una").dev  # type: ignore[union-attr, no-any-return]
+
+    events = [login("a", 0), login("b", 1), login("c", 2), login("d", 3)]
+    prints = devices(events)
+    assert len(prints) == 4
+    a, b, c, d = prints
+    events += [login("a", 4), login("a", 5)]  # the latest device again changes nothing
+    assert devices(events) == (b, c, d, a)
+    events.append(login("e", 6))  # b is the least recently used
+    assert devices(events)[:3] == (c, d, a)
+
+
 def test_bad_options_fail_at_start_up() -> None:
     with pytest.raises(ConfigError, match="burst_failures"):
         resolve({"brute_force": {"burst_failures": 0}})
