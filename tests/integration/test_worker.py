@@ -32,8 +32,10 @@ pytestmark = [pytest.mark.integration]
 #: - a pause in the input (a kill, a rebalance) would let the idle fallback move stream time
 #:   on by wall time: keep the fallback out of reach (it still closes the run; tested on its own);
 #: - an input that drained far behind the others holds them for ``merge_quiet_ms`` while its
-#:   producer's batch may still be on the way.  The live default (500 ms) was once too short
-#:   on a loaded CI machine: three extra ``deposit_delayed``, each credited 12 min in.
+#:   producer's batch may still be on the way; hold for 5 s, not the live 500 ms.  A CI run on
+#:   a loaded machine once saw three extra ``deposit_delayed`` here, each credited 12 min in,
+#:   most likely from a release that came too early (not reproduced in seven runs since, four
+#:   of them with both cores busy).
 NO_EARLY_RELEASE = {"checkpoint_interval_ms": 500, "idle_timeout_ms": 30_000, "merge_quiet_ms": 5_000}
 
 
