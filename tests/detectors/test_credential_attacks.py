@@ -153,6 +153,33 @@ def test_a_slow_spray_over_many_ips_of_one_asn_is_one_asn_level_spraying_finding
     assert found[0].account_id is None
 
 
+def test_an_open_asn_spray_is_rescanned_only_when_a_revision_is_possible(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a spray open at the ASN (a level that reports spraying only), a due scan runs only
+    when the running counts could reach a higher severity or the update cooldown has passed:
+    the same revisions as scanning every time, with fewer scans."""
+    rnd = random.Random(5)
+    ips = [f"10.{rnd.randrange(256)}.{rnd.randrange(256)}.{rnd.randrange(1, 255)}" for _ in range(150)]
+    events = spray(ips, accounts=150, rounds=4, every=10 * SECOND)  # ~100 revisits 17 min into round 2
+    scanned: list[str] = []
+    scan = CredentialAttacks._scan
+
+    def counted_scan(self: CredentialAttacks, keys: Any, states: Any, i: int, level: str, *rest: Any) -> None:
+        scanned.append(level)
+        scan(self, keys, states, i, level, *rest)
+
+    monkeypatch.setattr(CredentialAttacks, "_scan", counted_scan)
+    gated = [msgspec.json.encode(f) for f in run(events).records]
+    gated_scans = scanned.count("asn")
+    scanned.clear()
+    monkeypatch.setattr(CredentialAttacks, "_spray_settled", lambda self, s, ts: False)
+    every_time = run(events).records
+    assert gated == [msgspec.json.encode(f) for f in every_time]
+    asn_spray = [f for f in every_time if f.kind == "password_spraying" and f.explanation["level"] == "asn"]
+    assert [f.severity for f in asn_spray][:2] == ["medium", "high"]  # escalated inside the cooldown
+    assert len(asn_spray) >= 3  # and revised again after it
+    assert gated_scans < scanned.count("asn")  # 13 against 19
+
+
 def test_a_slow_spray_from_one_ip_is_found_at_ip_level_and_not_as_stuffing() -> None:
     """An account every 3 minutes: never 15 in half an hour, but revisited round after round."""
     found = run(spray(["192.0.2.44"], accounts=40, every=3 * MINUTE)).latest()
