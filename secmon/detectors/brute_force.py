@@ -509,14 +509,14 @@ class BruteForce(Detector[BruteForceConfig, LoginState]):
         if st is None:
             self.state.put(key, LoginState(dev=(fp,) if fp else ()), ts)
             return
-        a = st.a
-        if a is None and fp and st.dev and st.dev[-1] == fp and ts - st.t < _REFRESH_MS:
+        a, dev = st.a, st.dev
+        latest = fp and dev and dev[-1] == fp  # the device of the last success (truthy)
+        if a is None and latest and ts - st.t < _REFRESH_MS:
             return  # the usual device again, nothing to count: no write (the common case)
-        dev = st.dev
-        if not fp:
+        if latest:
+            known = True  # the list stays as it is
+        elif not fp:
             known = False
-        elif dev and dev[-1] == fp:
-            known = True  # the latest device again: the list stays as it is
         else:
             known = fp in dev
             st.dev = pushed(tuple(d for d in dev if d != fp) if known else dev, fp, 4)  # fp moves last
